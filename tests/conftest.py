@@ -1,0 +1,5 @@
+"""Shared pytest set-up: each area's fixtures live in tests/fixtures/<area>.py, registered here."""
+
+pytest_plugins = [
+    "tests.fixtures.database",
+]
