@@ -1,0 +1,380 @@
+"""The only place that runs ffmpeg and ffprobe.
+
+Every other module builds an argv (or an ffmpeg-python graph) and hands it to :func:`run`, which
+adds the options we always want, reports progress from ``-progress pipe:1``, honours cancellation
+and turns every failure into a :class:`~vidgen.errors.FFmpegError` (or ``StorageError`` for a full
+disk, ``JobCancelled`` for a cancel) whose message is a few meaningful stderr lines, never a dump.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from vidgen.errors import FFmpegError, JobCancelled, StorageError
+
+__all__ = [
+    "FFmpegGraph",
+    "MediaInfo",
+    "extract_thumbnail",
+    "ffmpeg_version",
+    "file_arg",
+    "probe",
+    "run",
+    "summarize_stderr",
+]
+
+log = logging.getLogger(__name__)
+
+FFMPEG = "ffmpeg"
+FFPROBE = "ffprobe"
+# Options every run gets: no banner, never read stdin (a worker has none), overwrite the temporary
+# output we were given, machine-readable progress on stdout and no human stats line on stderr, so
+# stderr holds only warnings and errors, which is what a failure message is made of.
+GLOBAL_OPTIONS = ("-hide_banner", "-nostdin", "-y", "-loglevel", "warning")
+PROGRESS_OPTIONS = ("-progress", "pipe:1", "-nostats")
+TERMINATE_GRACE_SEC = 5.0
+POLL_INTERVAL_SEC = 0.1
+MESSAGE_LINES = 3
+# Lines ffmpeg prints after the real cause, saying only that something failed earlier.
+_BOILERPLATE = (
+    "Conversion failed!",
+    "Error reinitializing filters!",
+    "Error initializing complex filters",
+    "Error while filtering",
+    "Error while processing the decoded data",
+    "Failed to configure output pad",
+    "Failed to inject frame into filter network",
+    "Exiting normally",
+    "Last message repeated",
+)
+_ADDRESS = re.compile(r"^\[(\S+) @ 0x[0-9a-f]+\]\s*")
+_DISK_FULL = "No space left on device"
+_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe")
+
+
+class FFmpegGraph(Protocol):
+    """What :func:`run` needs of an ffmpeg-python output node: its argv without ``ffmpeg``."""
+
+    def get_args(self) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    """What ffprobe says about the first video stream of a file."""
+
+    path: Path
+    width: int
+    height: int
+    fps: float
+    fps_fraction: str  # exact, e.g. "8/1" or "30000/1001": use this in filters
+    frame_count: int
+    duration_sec: float
+    codec: str
+    pix_fmt: str
+    has_audio: bool
+
+
+def file_arg(path: Path | str) -> str:
+    """The argument ffmpeg reads as exactly this file.
+
+    ffmpeg parses ``name:rest`` as a protocol (``http:``, ``concat:``, a Windows drive letter…)
+    and a leading ``-`` as an option, so a user's file name could fool it; the ``file:`` protocol
+    prefix makes every name a plain local path.
+    """
+    return f"file:{path}"
+
+
+def probe(path: Path) -> MediaInfo:
+    """Describe the video in ``path``.
+
+    Raises:
+        FFmpegError: the file is missing, unreadable, not a video, or a still image.
+    """
+    data = _ffprobe_json(path, count_packets=False)
+    video = _video_stream(path, data)
+    frames = _int(video.get("nb_frames"))
+    if frames <= 0:
+        # webm, gif and some mkv files carry no frame count; counting packets demuxes the file
+        # without decoding it, which stays fast even for long videos.
+        frames = _int(
+            _video_stream(path, _ffprobe_json(path, count_packets=True)).get("nb_read_packets")
+        )
+    fps_fraction = _frame_rate(video)
+    fmt = data.get("format", {})
+    duration = float(video.get("duration") or fmt.get("duration") or 0.0)
+    if duration <= 0.0 and frames > 0:
+        duration = frames / float(Fraction(fps_fraction))
+    return MediaInfo(
+        path=path,
+        width=int(video["width"]),
+        height=int(video["height"]),
+        fps=float(Fraction(fps_fraction)),
+        fps_fraction=fps_fraction,
+        frame_count=frames,
+        duration_sec=duration,
+        codec=str(video.get("codec_name", "")),
+        pix_fmt=str(video.get("pix_fmt", "")),
+        has_audio=any(s.get("codec_type") == "audio" for s in data.get("streams", [])),
+    )
+
+
+def _ffprobe_json(path: Path, *, count_packets: bool) -> dict[str, Any]:
+    argv = [FFPROBE, "-v", "error", "-of", "json", "-show_format", "-show_streams"]
+    if count_packets:
+        argv += ["-count_packets", "-select_streams", "v:0"]
+    argv.append(file_arg(path))
+    log.debug("ffprobe argv: %s", argv)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    except FileNotFoundError as exc:
+        raise FFmpegError("ffprobe is not installed (install the ffmpeg package)") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise FFmpegError(f"ffprobe took more than 2 minutes to read {path.name}") from exc
+    if done.returncode != 0:
+        log.debug("ffprobe stderr for %s:\n%s", path, done.stderr)
+        reason = summarize_stderr(done.stderr) or f"ffprobe exited with code {done.returncode}"
+        raise FFmpegError(f"{path.name} is not a video ffmpeg can read: {reason}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def _video_stream(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    fmt = str(data.get("format", {}).get("format_name", ""))
+    if fmt in _IMAGE_FORMATS:
+        raise FFmpegError(f"{path.name} is a still image ({fmt}), not a video")
+    for stream in data.get("streams", []):
+        if stream.get("codec_type") == "video" and not stream.get("disposition", {}).get(
+            "attached_pic"
+        ):
+            result: dict[str, Any] = stream
+            return result
+    raise FFmpegError(f"{path.name} has no video stream (format {fmt or 'unknown'})")
+
+
+def _frame_rate(stream: dict[str, Any]) -> str:
+    """The average frame rate, falling back to the nominal one; always a valid fraction."""
+    for key in ("avg_frame_rate", "r_frame_rate"):
+        value = str(stream.get(key, "0/0"))
+        num, _, den = value.partition("/")
+        if _int(num) > 0 and _int(den or "1") > 0:
+            rate = Fraction(_int(num), _int(den or "1"))
+            return f"{rate.numerator}/{rate.denominator}"
+    raise FFmpegError("the video has no usable frame rate")
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def ffmpeg_version() -> str:
+    """The installed ffmpeg's version, e.g. ``5.1.9-0+deb12u1`` (for /health and bug reports)."""
+    try:
+        done = subprocess.run(
+            [FFMPEG, "-hide_banner", "-version"], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError as exc:
+        raise FFmpegError("ffmpeg is not installed (install the ffmpeg package)") from exc
+    first = done.stdout.splitlines()[0] if done.stdout else ""
+    match = re.match(r"ffmpeg version (\S+)", first)
+    if done.returncode != 0 or not match:
+        raise FFmpegError(f"ffmpeg -version did not answer as expected: {first or done.stderr}")
+    return match.group(1)
+
+
+def extract_thumbnail(video: Path, dest_jpg: Path, width: int = 320) -> None:
+    """Write a representative frame of ``video`` as a JPEG ``width`` pixels wide."""
+    # The thumbnail filter picks the most typical frame of the first ones, which avoids the black
+    # first frame of a fade-in that a plain "first frame" would give.
+    args = [
+        "-i",
+        file_arg(video),
+        "-vf",
+        f"thumbnail,scale={width}:-2",
+        "-frames:v",
+        "1",
+        "-update",
+        "1",
+        "-q:v",
+        "3",
+        file_arg(dest_jpg),
+    ]
+    run(args, expected_duration_sec=0.0, output=dest_jpg)
+
+
+def run(
+    command: Sequence[str] | FFmpegGraph,
+    *,
+    expected_duration_sec: float,
+    on_progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+    output: Path | None = None,
+    log_to: logging.Logger | None = None,
+) -> None:
+    """Run ffmpeg with ``command`` (arguments after ``ffmpeg``) until it ends.
+
+    ``on_progress`` gets fractions 0..1 of ``expected_duration_sec`` of output written, on this
+    thread. ``output`` is the file being written: it is removed when the run fails or is cancelled.
+
+    Raises:
+        JobCancelled: ``cancel`` was set; ffmpeg has been stopped.
+        StorageError: the disk filled up.
+        FFmpegError: ffmpeg failed; the message holds its meaningful last stderr lines.
+    """
+    logger = log_to or log
+    argv = [FFMPEG, *GLOBAL_OPTIONS, *PROGRESS_OPTIONS, *_arguments(command)]
+    logger.debug("ffmpeg argv: %s", argv)
+    try:
+        returncode, stderr = _supervise(argv, expected_duration_sec, on_progress, cancel)
+    except BaseException:
+        _remove(output)
+        raise
+    if returncode == 0:
+        return
+    _remove(output)
+    logger.debug("ffmpeg stderr (exit %s):\n%s", returncode, stderr)
+    raise _failure(returncode, stderr, output)
+
+
+def _arguments(command: Sequence[str] | FFmpegGraph) -> list[str]:
+    if isinstance(command, str):
+        raise TypeError("pass ffmpeg arguments as a list, not one string")
+    if isinstance(command, Sequence):
+        return list(command)
+    return command.get_args()
+
+
+def _supervise(
+    argv: list[str],
+    expected_duration_sec: float,
+    on_progress: Callable[[float], None] | None,
+    cancel: threading.Event | None,
+) -> tuple[int, str]:
+    """Start ffmpeg, relay progress, stop it on cancel; returns (exit code, stderr)."""
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+    except FileNotFoundError as exc:
+        raise FFmpegError("ffmpeg is not installed (install the ffmpeg package)") from exc
+    # The with-block closes both pipes; the reader threads drain them meanwhile, as a full stderr
+    # pipe would block ffmpeg.
+    with proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        progress: queue.Queue[float] = queue.Queue()
+        stderr_lines: list[str] = []
+        readers = [
+            threading.Thread(
+                target=_read_progress,
+                args=(proc.stdout, expected_duration_sec, progress),
+                daemon=True,
+            ),
+            threading.Thread(target=_read_lines, args=(proc.stderr, stderr_lines), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            _wait(proc, progress, on_progress, cancel)
+        finally:
+            if proc.poll() is None:
+                _stop(proc)
+            for reader in readers:
+                reader.join()
+    return proc.returncode, "".join(stderr_lines)
+
+
+def _wait(
+    proc: subprocess.Popen[str],
+    progress: queue.Queue[float],
+    on_progress: Callable[[float], None] | None,
+    cancel: threading.Event | None,
+) -> None:
+    while proc.poll() is None:
+        if cancel is not None and cancel.is_set():
+            _stop(proc)
+            raise JobCancelled("the job was cancelled; ffmpeg was stopped")
+        try:
+            fraction = progress.get(timeout=POLL_INTERVAL_SEC)
+        except queue.Empty:
+            continue
+        if on_progress is not None:
+            on_progress(fraction)
+    if on_progress is not None and proc.returncode == 0:
+        on_progress(1.0)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM lets ffmpeg close its files; SIGKILL after a grace period if it does not."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=TERMINATE_GRACE_SEC)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _read_progress(stream: IO[str], expected_sec: float, out: queue.Queue[float]) -> None:
+    """Turn ``-progress`` key=value blocks into fractions of the expected output duration."""
+    for line in stream:
+        key, _, value = line.strip().partition("=")
+        if key == "out_time_us" and expected_sec > 0 and value.lstrip("-").isdigit():
+            out.put(min(max(int(value) / 1e6 / expected_sec, 0.0), 1.0))
+        elif key == "progress" and value == "end":
+            out.put(1.0)
+
+
+def _read_lines(stream: IO[str], lines: list[str]) -> None:
+    lines.extend(stream)
+
+
+def summarize_stderr(stderr: str, count: int = MESSAGE_LINES) -> str:
+    """The last ``count`` meaningful lines of ffmpeg's stderr, joined for a person to read.
+
+    Blank lines, repeats and closing boilerplate are skipped, and the ``[xfade @ 0x55…]`` address
+    is reduced to the filter's name, so the message says what went wrong and nothing else.
+    """
+    kept: list[str] = []
+    for raw in reversed(stderr.splitlines()):
+        line = _ADDRESS.sub(r"\1: ", raw.strip())
+        if not line or line in kept or line.startswith(_BOILERPLATE):
+            continue
+        kept.append(line)
+        if len(kept) == count:
+            break
+    return "; ".join(reversed(kept))
+
+
+def _failure(returncode: int, stderr: str, output: Path | None) -> Exception:
+    target = f" writing {output.name}" if output else ""
+    if _DISK_FULL in stderr:
+        where = output.parent if output else "the output folder"
+        return StorageError(f"the disk holding {where} is full (no space left on device)")
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        return FFmpegError(f"ffmpeg was killed by {name}{target} before it finished")
+    reason = summarize_stderr(stderr) or "it printed no reason"
+    return FFmpegError(f"ffmpeg failed{target} (exit code {returncode}): {reason}")
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
