@@ -87,18 +87,10 @@ _SCHEMA: dict[str, Any] = {
         "models": {
             "type": "object",
             "additionalProperties": False,
-            "properties": {
-                key: _NAME
-                for key in (
-                    "checkpoint",
-                    "vae",
-                    "motionModule",
-                    "ipAdapter",
-                    "clipVision",
-                    "upscale",
-                    "rife",
-                )
-            },
+            "properties": dict.fromkeys(
+                ("checkpoint", "vae", "motionModule", "ipAdapter", "clipVision", "upscale", "rife"),
+                _NAME,
+            ),
         },
         "generation": {
             "type": "object",
@@ -299,38 +291,51 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _port(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(
+            f"VIDGEN_STATUS_PORT: expected a port number 0..65535, got {value!r}"
+        ) from None
+
+
+def _inboxes(raw: dict[str, Any], value: str) -> list[dict[str, Any]]:
+    """VIDGEN_INBOX replaces the folders; the first inbox's other settings carry over."""
+    template = (raw.get("inboxes") or [{}])[0]
+    template = {k: v for k, v in template.items() if k not in ("path", "outbox")}
+    return [{**template, "path": p} for p in value.split(os.pathsep) if p]
+
+
+# environment variable -> (config section or None for the top level, key, conversion)
+_ENVIRONMENT: dict[str, tuple[str | None, str, Any]] = {
+    "VIDGEN_DATABASE_URL": ("database", "url", str),
+    "VIDGEN_COMFYUI_URLS": (
+        "comfyui",
+        "urls",
+        lambda v: [u.strip() for u in v.split(",") if u.strip()],
+    ),
+    "VIDGEN_OUTBOX": (None, "outbox", str),
+    "VIDGEN_STORAGE": (None, "storage", str),
+    "VIDGEN_STATUS_HOST": ("status", "host", str),
+    "VIDGEN_STATUS_PORT": ("status", "port", _port),
+    "VIDGEN_STATUS_TOKEN": ("status", "token", str),
+}
+
+
 def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """The one table of environment overrides."""
+    """The one table of environment overrides (``_ENVIRONMENT``, plus VIDGEN_INBOX)."""
     raw = dict(raw)
-
-    def section(name: str) -> dict[str, Any]:
-        current = raw.get(name)
-        raw[name] = dict(current) if isinstance(current, dict) else {}
-        return raw[name]  # type: ignore[no-any-return]
-
-    if value := env.get("VIDGEN_DATABASE_URL"):
-        section("database")["url"] = value
-    if value := env.get("VIDGEN_COMFYUI_URLS"):
-        section("comfyui")["urls"] = [u.strip() for u in value.split(",") if u.strip()]
+    for variable, (section, key, convert) in _ENVIRONMENT.items():
+        if not (value := env.get(variable)):
+            continue
+        if section is None:
+            raw[key] = convert(value)
+        else:
+            current = raw.get(section)
+            raw[section] = {**(current if isinstance(current, dict) else {}), key: convert(value)}
     if value := env.get("VIDGEN_INBOX"):
-        template = (raw.get("inboxes") or [{}])[0]
-        template = {k: v for k, v in template.items() if k not in ("path", "outbox")}
-        raw["inboxes"] = [{**template, "path": p} for p in value.split(os.pathsep) if p]
-    if value := env.get("VIDGEN_OUTBOX"):
-        raw["outbox"] = value
-    if value := env.get("VIDGEN_STORAGE"):
-        raw["storage"] = value
-    if value := env.get("VIDGEN_STATUS_HOST"):
-        section("status")["host"] = value
-    if value := env.get("VIDGEN_STATUS_PORT"):
-        try:
-            section("status")["port"] = int(value)
-        except ValueError:
-            raise ConfigError(
-                f"VIDGEN_STATUS_PORT: expected a port number 0..65535, got {value!r}"
-            ) from None
-    if value := env.get("VIDGEN_STATUS_TOKEN"):
-        section("status")["token"] = value
+        raw["inboxes"] = _inboxes(raw, value)
     return raw
 
 

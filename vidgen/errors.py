@@ -1,17 +1,17 @@
-"""The one exception tree of vidgen; the edges (intake, worker, status page, CLI) turn it into words.
+"""The one exception tree of vidgen; the edges (intake, worker, status page, CLI) put it in words.
 
-    VidgenError            .user_message (a sentence for a person), .retryable
-    ├── ConfigError        bad config.yaml or environment: the CLI prints it and exits 2
-    ├── ManifestError      .problems: every problem of one manifest, each with its path and line
-    ├── ComfyUIError
-    │   ├── ComfyUIUnavailable   timeout, 5xx, refused, dropped socket, lost prompt: retryable
-    │   ├── ComfyUIRejected      /prompt answered with node errors: names each node and input
-    │   ├── ComfyUIExecutionError  the prompt ran and a node raised
-    │   └── ComfyUIInterrupted     the prompt was interrupted (by us: cancel)
-    ├── FFmpegError        the meaningful last stderr lines; full stderr goes to the log
-    ├── StorageError       disk full, path escaping its folder, file vanished
-    │   └── DatabaseUnavailable  database gone or restarting: retryable
-    └── JobCancelled       the job was cancelled while it ran
+VidgenError            .user_message (a sentence for a person), .retryable
+├── ConfigError        bad config.yaml or environment: the CLI prints it and exits 2
+├── ManifestError      .problems: every problem of one manifest, each with its path and line
+├── ComfyUIError
+│   ├── ComfyUIUnavailable   timeout, 5xx, refused, dropped socket, lost prompt: retryable
+│   ├── ComfyUIRejected      /prompt answered with node errors: names each node and input
+│   ├── ComfyUIExecutionError  the prompt ran and a node raised
+│   └── ComfyUIInterrupted     the prompt was interrupted (by us: cancel)
+├── FFmpegError        the meaningful last stderr lines; full stderr goes to the log
+├── StorageError       disk full, path escaping its folder, file vanished
+│   └── DatabaseUnavailable  database gone or restarting: retryable
+└── JobCancelled       the job was cancelled while it ran
 """
 
 from __future__ import annotations

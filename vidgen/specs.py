@@ -111,7 +111,7 @@ class ExportSpec:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        return _plain_dict(asdict(self))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ExportSpec:
@@ -145,13 +145,17 @@ class ExportSpec:
 
 
 def clip_spec_to_json(spec: ClipSpec) -> dict[str, Any]:
-    return _plain(asdict(spec))
+    return _plain_dict(asdict(spec))
 
 
 def clip_spec_from_json(data: dict[str, Any]) -> ClipSpec:
     values = dict(data)
     values["mode"] = GenerationMode(values["mode"])
     return ClipSpec(**values)
+
+
+def _plain_dict(value: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in value.items()}
 
 
 def _plain(value: Any) -> Any:

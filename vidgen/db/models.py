@@ -1,0 +1,203 @@
+"""SQLAlchemy models: DESIGN.md's data model, camelCase columns, snake_case attributes.
+
+Beyond DESIGN.md's columns: Job.runsOn (which kind of worker may claim it), Job.notBefore (retry
+backoff), Job.updatedAt (what the live status page watches), Manifest.resolvedManifest, and the
+NameCounter table that hands out file-name indices without races.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from vidgen.db.types import UnsignedBigInt, UTCDateTime, utcnow
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ClipStatus(StrEnum):
+    QUEUED = "queued"
+    GENERATING = "generating"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REMOVED = "removed"
+
+
+class JobType(StrEnum):
+    GENERATE = "generate"
+    MERGE = "merge"
+    UPSCALE = "upscale"
+    INTERPOLATE = "interpolate"
+    EXPORT = "export"
+
+
+class RunsOn(StrEnum):
+    CPU = "cpu"  # imports and FFmpeg-only exports
+    COMFYUI = "comfyui"  # anything that sends a prompt; claimed by one backend's worker
+
+
+class ProjectStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ManifestStatus(StrEnum):
+    PROCESSING = "processing"
+    ACCEPTED = "accepted"
+    CANCEL = "cancel"
+
+
+_TEXT_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Project(Base):
+    __tablename__ = "project"
+    __table_args__ = {"mysql_engine": "InnoDB", **_TEXT_OPTIONS}
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    project_name: Mapped[str] = mapped_column("projectName", String(64), unique=True)
+    display_name: Mapped[str] = mapped_column("displayName", String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    resolution: Mapped[str] = mapped_column(String(16))
+    frame_rate: Mapped[int] = mapped_column("frameRate", Integer)
+    project_status: Mapped[str] = mapped_column(
+        "projectStatus", String(16), default=ProjectStatus.ACTIVE
+    )
+    outbox_path: Mapped[str] = mapped_column("outboxPath", String(1024), default="")
+    created_at: Mapped[datetime] = mapped_column("createdAt", default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column("updatedAt", default=utcnow, onupdate=utcnow)
+
+    clips: Mapped[list[Clip]] = relationship(back_populates="project", order_by="Clip.order_index")
+
+
+class Clip(Base):
+    __tablename__ = "clip"
+    __table_args__ = (
+        Index("ix_clip_project_order", "projectId", "orderIndex"),
+        {"mysql_engine": "InnoDB", **_TEXT_OPTIONS},
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column("projectId", ForeignKey("project.id"))
+    clip_name: Mapped[str] = mapped_column("clipName", String(200))
+    order_index: Mapped[int] = mapped_column("orderIndex", Integer)
+    generation_mode: Mapped[str] = mapped_column("generationMode", String(16))
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    negative_prompt: Mapped[str] = mapped_column("negativePrompt", Text, default="")
+    seed_value: Mapped[int] = mapped_column("seedValue", UnsignedBigInt(), default=0)
+    steps_count: Mapped[int] = mapped_column("stepsCount", Integer, default=0)
+    cfg_scale: Mapped[float] = mapped_column("cfgScale", Float, default=0.0)
+    frame_count: Mapped[int] = mapped_column("frameCount", Integer, default=0)
+    width: Mapped[int] = mapped_column(Integer, default=0)
+    height: Mapped[int] = mapped_column(Integer, default=0)
+    checkpoint: Mapped[str] = mapped_column(String(255), default="")
+    motion_module: Mapped[str] = mapped_column("motionModule", String(255), default="")
+    reference_image: Mapped[str | None] = mapped_column("referenceImage", String(1024))
+    ip_adapter_weight: Mapped[float | None] = mapped_column("ipAdapterWeight", Float)
+    settings_hash: Mapped[str] = mapped_column("settingsHash", String(64), index=True)
+    file_path: Mapped[str | None] = mapped_column("filePath", String(1024))
+    file_name: Mapped[str | None] = mapped_column("fileName", String(255))
+    thumbnail_path: Mapped[str | None] = mapped_column("thumbnailPath", String(1024))
+    thumbnail_name: Mapped[str | None] = mapped_column("thumbnailName", String(255))
+    duration_sec: Mapped[float | None] = mapped_column("durationSec", Float)
+    clip_status: Mapped[str] = mapped_column("clipStatus", String(16), default=ClipStatus.QUEUED)
+    error_message: Mapped[str | None] = mapped_column("errorMessage", Text)
+    workflow_json: Mapped[dict[str, Any] | None] = mapped_column("workflowJson", JSON)
+    created_at: Mapped[datetime] = mapped_column("createdAt", default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column("updatedAt", default=utcnow, onupdate=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="clips")
+
+
+class Job(Base):
+    __tablename__ = "job"
+    __table_args__ = (
+        Index("ix_job_claim", "jobStatus", "runsOn", "createdAt"),
+        Index("ix_job_updated", "updatedAt"),
+        {"mysql_engine": "InnoDB", **_TEXT_OPTIONS},
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column("projectId", ForeignKey("project.id"), index=True)
+    job_type: Mapped[str] = mapped_column("jobType", String(16))
+    runs_on: Mapped[str] = mapped_column("runsOn", String(16), default=RunsOn.CPU)
+    input_clip_ids: Mapped[list[Any]] = mapped_column("inputClipIds", JSON, default=list)
+    job_settings: Mapped[dict[str, Any]] = mapped_column("jobSettings", JSON, default=dict)
+    depends_on: Mapped[list[Any]] = mapped_column("dependsOn", JSON, default=list)
+    output_path: Mapped[str | None] = mapped_column("outputPath", String(1024))
+    output_file_name: Mapped[str | None] = mapped_column("outputFileName", String(255))
+    progress_percent: Mapped[float] = mapped_column("progressPercent", Float, default=0.0)
+    current_stage: Mapped[str] = mapped_column("currentStage", String(255), default="queued")
+    job_status: Mapped[str] = mapped_column("jobStatus", String(16), default=JobStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error_message: Mapped[str | None] = mapped_column("errorMessage", Text)
+    worker_id: Mapped[str | None] = mapped_column("workerId", String(255))
+    lease_expires_at: Mapped[datetime | None] = mapped_column("leaseExpiresAt")
+    not_before: Mapped[datetime | None] = mapped_column("notBefore")
+    comfy_prompt_id: Mapped[str | None] = mapped_column("comfyPromptId", String(64))
+    comfy_backend: Mapped[str | None] = mapped_column("comfyBackend", String(255))
+    cancel_requested: Mapped[bool] = mapped_column("cancelRequested", Boolean, default=False)
+    started_at: Mapped[datetime | None] = mapped_column("startedAt")
+    completed_at: Mapped[datetime | None] = mapped_column("completedAt")
+    created_at: Mapped[datetime] = mapped_column("createdAt", default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column("updatedAt", default=utcnow, onupdate=utcnow)
+
+
+class JobLog(Base):
+    __tablename__ = "job_log"
+    __table_args__ = {"mysql_engine": "InnoDB", **_TEXT_OPTIONS}
+
+    # A sequence, not a UUID: log lines are read in the order they were written.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column("jobId", ForeignKey("job.id"), index=True)
+    log_level: Mapped[str] = mapped_column("logLevel", String(16))
+    log_message: Mapped[str] = mapped_column("logMessage", Text)
+    created_at: Mapped[datetime] = mapped_column("createdAt", default=utcnow)
+
+
+class Manifest(Base):
+    __tablename__ = "manifest"
+    __table_args__ = {"mysql_engine": "InnoDB", **_TEXT_OPTIONS}
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    project_id: Mapped[str | None] = mapped_column("projectId", ForeignKey("project.id"))
+    source_path: Mapped[str] = mapped_column("sourcePath", String(1024))
+    stored_path: Mapped[str | None] = mapped_column("storedPath", String(1024))
+    content_hash: Mapped[str] = mapped_column("contentHash", String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    resolved_manifest: Mapped[dict[str, Any] | None] = mapped_column("resolvedManifest", JSON)
+    received_at: Mapped[datetime] = mapped_column("receivedAt", default=utcnow)
+
+
+class NameCounter(Base):
+    """The last index handed out per (projectName, file type): one row lock serialises takers."""
+
+    __tablename__ = "name_counter"
+    __table_args__ = {"mysql_engine": "InnoDB", **_TEXT_OPTIONS}
+
+    project_name: Mapped[str] = mapped_column("projectName", String(64), primary_key=True)
+    file_type: Mapped[str] = mapped_column("fileType", String(16), primary_key=True)
+    last_index: Mapped[int] = mapped_column("lastIndex", Integer, default=0)

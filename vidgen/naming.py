@@ -1,0 +1,119 @@
+"""Names: camelCase project names, ``{YYYYMMDD}_{projectName}_{type}_{NNN}.{ext}`` file names,
+and ``publish()``, the one way a finished file reaches a folder users watch."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import unicodedata
+import uuid
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+
+from vidgen.db.counters import allocate_index
+from vidgen.db.session import Database
+from vidgen.errors import StorageError
+
+MAX_PROJECT_NAME = 64
+
+
+class FileType(StrEnum):
+    CLIP = "clip"
+    THUMB = "thumb"
+    REF = "ref"
+    MANIFEST = "manifest"
+    MERGED = "merged"
+    UPSCALED = "upscaled"
+    INTERPOLATED = "interpolated"
+    EXPORT = "export"
+    ERROR = "error"
+
+
+def project_name(display_name: str) -> str:
+    """``My NAS videos`` → ``myNasVideos``, ``내 프로젝트`` → ``내프로젝트``; never empty or a path.
+
+    Words are the runs of letters and digits (any script) after NFC normalisation; emoji and
+    punctuation separate words and are dropped.
+    """
+    text = unicodedata.normalize("NFC", display_name)
+    words: list[str] = []
+    current: list[str] = []
+    for char in text:
+        if unicodedata.category(char)[0] in ("L", "N"):
+            current.append(char)
+        elif current:
+            words.append("".join(current))
+            current = []
+    if current:
+        words.append("".join(current))
+    if not words:
+        digest = hashlib.sha256(display_name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        return f"project{digest}"
+    name = words[0].lower() + "".join(w[:1].upper() + w[1:].lower() for w in words[1:])
+    return unicodedata.normalize("NFC", name)[:MAX_PROJECT_NAME]
+
+
+def file_name(day: date, project: str, file_type: FileType, index: int, extension: str) -> str:
+    return f"{day:%Y%m%d}_{project}_{file_type.value}_{index:03d}.{extension}"
+
+
+def allocate_path(
+    database: Database,
+    directory: Path,
+    project: str,
+    file_type: FileType,
+    extension: str,
+    day: date | None = None,
+) -> Path:
+    """The next free conventional name in ``directory`` (an index whose file already exists,
+    e.g. from an older database, is skipped)."""
+    today = day or date.today()  # noqa: DTZ011 (the user's local date is the convention)
+    while True:
+        index = allocate_index(database, project, file_type.value)
+        candidate = directory / file_name(today, project, file_type, index, extension)
+        if not candidate.exists():
+            return candidate
+
+
+def temporary_sibling(target: Path) -> Path:
+    """A hidden partial name beside ``target``: ignored by the watcher and by users' tools."""
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+
+
+def publish(source: Path, target: Path) -> Path:
+    """Move ``source`` to ``target`` so that ``target`` appears whole or not at all.
+
+    A rename when both sit on one filesystem; otherwise a copy to a hidden partial name beside
+    the target, then ``os.replace`` (atomic there).
+
+    Raises:
+        StorageError: the disk is full or the folder cannot be written.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        source.replace(target)
+        return target
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise _storage_error(exc, target) from exc
+    partial = temporary_sibling(target)
+    try:
+        with source.open("rb") as reader, partial.open("wb") as writer:
+            shutil.copyfileobj(reader, writer, 1024 * 1024)
+            writer.flush()
+            os.fsync(writer.fileno())
+        partial.replace(target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise _storage_error(exc, target) from exc
+    source.unlink(missing_ok=True)
+    return target
+
+
+def _storage_error(exc: OSError, target: Path) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"the disk holding {target.parent} is full; free some space")
+    return StorageError(f"cannot write {target}: {exc.strerror or exc}")
