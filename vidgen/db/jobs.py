@@ -446,3 +446,21 @@ def _set_project_status(session: Session, project_id: str, status: ProjectStatus
     project = session.get(Project, project_id)
     if project is not None:
         project.project_status = status
+
+
+def record_outputs(
+    database: Database, job_id: str, worker_id: str, outputs: dict[str, str]
+) -> bool:
+    """Remember the final paths before files are renamed into place, so a worker that dies
+    between the rename and ``complete_*`` finds them instead of leaving orphans."""
+    with database.session() as session:
+        job = _owned(session, job_id, worker_id)
+        if job is None:
+            return False
+        job.job_settings = {**job.job_settings, "outputs": outputs}
+        return True
+
+
+def job_settings(database: Database, job_id: str) -> dict[str, Any]:
+    with database.session() as session:
+        return dict(session.get_one(Job, job_id).job_settings)

@@ -1,0 +1,294 @@
+"""The worker loop: claim a job, keep its lease, run its stage, and settle it.
+
+One worker per ComfyUI backend (``RunsOn.COMFYUI``: generation and exports with a ComfyUI
+stage) and ``jobs.cpuWorkers`` CPU workers (imported clips, FFmpeg-only exports). Retries are
+decided in one place, ``_settle_failure``; the one catch-all lives in ``_run``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from vidgen.config import Settings
+from vidgen.db import jobs
+from vidgen.db.jobs import ClaimedJob, LeaseState
+from vidgen.db.models import JobType, RunsOn
+from vidgen.db.session import Database
+from vidgen.errors import ComfyUIInterrupted, DatabaseUnavailable, JobCancelled, VidgenError
+from vidgen.logs import job_context, stage_var, worker_id_var
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobContext:
+    """What a stage is handed: the job, where it may write, and how to report."""
+
+    job: ClaimedJob
+    settings: Settings
+    database: Database
+    cancel: threading.Event  # set on a user's cancel, a lost lease, and at shutdown
+    shutdown: threading.Event  # set at shutdown only: prompts in ComfyUI are left to run
+    worker: Worker | None = None
+    _last_percent: float = field(default=-1.0)
+
+    @property
+    def cancelled_by_user(self) -> bool:
+        """A cancel that should stop ComfyUI too (not a shutdown, where prompts keep running)."""
+        return self.cancel.is_set() and not self.shutdown.is_set()
+
+    @property
+    def work_dir(self) -> Path:
+        """The only folder a stage writes to before publishing (STYLE.md §2)."""
+        path = self.settings.storage / self.job.project_name / "work" / self.job.id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def progress(self, percent: float, stage: str) -> None:
+        """Write progress (at most every half percent) and stop if the job was cancelled."""
+        stage_var.set(stage)
+        if abs(percent - self._last_percent) < 0.5 and percent < 100:
+            self.check_cancelled()
+            return
+        self._last_percent = percent
+        state = jobs.report_progress(self.database, self.job.id, self.job.worker_id, percent, stage)
+        if state is not LeaseState.OURS:
+            self.cancel.set()
+        self.check_cancelled()
+
+    def note(self, message: str, level: str = "INFO") -> None:
+        """A line for a person: the log and the job's log on the status page."""
+        log.log(logging.getLevelName(level), "%s", message)
+        jobs.write_log(self.database, self.job.id, level, message)
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise JobCancelled("the job was cancelled")
+
+
+class Stage(Protocol):
+    """What runs one job type: ``run`` does the work; ``on_failure`` tells the user."""
+
+    def run(self, context: JobContext) -> None: ...
+
+    def on_failure(self, context: JobContext, message: str) -> None: ...
+
+
+class LeaseKeeper:
+    """Renews the leases of the jobs a worker holds; sets each job's cancel event when its
+    project is cancelled or the job was taken from us."""
+
+    def __init__(self, database: Database, settings: Settings, worker_id: str) -> None:
+        self._database = database
+        self._settings = settings
+        self._worker_id = worker_id
+        self._held: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lease-{worker_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def hold(self, job_id: str) -> threading.Event:
+        with self._lock:
+            return self._held.setdefault(job_id, threading.Event())
+
+    def held(self) -> list[str]:
+        with self._lock:
+            return list(self._held)
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            for cancel in self._held.values():
+                cancel.set()
+
+    def drop(self, job_id: str) -> None:
+        with self._lock:
+            self._held.pop(job_id, None)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._settings.jobs.lease_renew_seconds):
+            with self._lock:
+                held = dict(self._held)
+            for job_id, cancel in held.items():
+                try:
+                    state = jobs.renew_lease(
+                        self._database, job_id, self._worker_id, self._settings.jobs.lease_seconds
+                    )
+                except DatabaseUnavailable as exc:
+                    log.warning("could not renew the lease of job %s: %s", job_id, exc)
+                    continue
+                if state is not LeaseState.OURS:
+                    cancel.set()
+
+
+def make_worker_id(kind: str) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{kind}"
+
+
+class Worker:
+    """Claims jobs of one kind and runs them until ``stop`` is set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        runs_on: RunsOn,
+        stages: dict[JobType, Stage],
+        *,
+        backend: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.runs_on = runs_on
+        self.backend = backend
+        self.stages = stages
+        self.worker_id = make_worker_id(name or (backend or runs_on.value))
+        self.leases = LeaseKeeper(database, settings, self.worker_id)
+        self.stop_event = threading.Event()
+        self.last_checkpoint: str | None = None
+        self._thread = threading.Thread(target=self.run, name=self.worker_id, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Claim nothing new; stop what runs (ffmpeg stops, ComfyUI prompts keep running)."""
+        self.stop_event.set()
+        self.leases.cancel_all()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the loop to end; False if it is still busy (then call ``release_held``)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def release_held(self) -> None:
+        """Give back every job still held, so the next start takes them up at once."""
+        for job_id in self.leases.held():
+            try:
+                jobs.release(self.database, job_id, self.worker_id)
+            except DatabaseUnavailable as exc:
+                log.warning("could not release job %s: %s (its lease will expire)", job_id, exc)
+
+    def run(self) -> None:
+        worker_id_var.set(self.worker_id)
+        self.leases.start()
+        log.info("worker %s started (%s)", self.worker_id, self.backend or self.runs_on.value)
+        try:
+            while not self.stop_event.is_set():
+                job = self._claim()
+                if job is None:
+                    self.stop_event.wait(self.settings.jobs.poll_seconds)
+                    continue
+                self.run_claimed(job)
+        finally:
+            self.leases.stop()
+            log.info("worker %s stopped", self.worker_id)
+
+    def _claim(self) -> ClaimedJob | None:
+        try:
+            return jobs.claim_next(
+                self.database,
+                self.worker_id,
+                self.runs_on,
+                lease_seconds=self.settings.jobs.lease_seconds,
+                max_attempts=self.settings.jobs.max_attempts,
+                backend=self.backend,
+                prefer_checkpoint=self.last_checkpoint,
+            )
+        except DatabaseUnavailable as exc:
+            log.warning("cannot claim jobs: %s", exc)
+            return None
+
+    def claim(self) -> ClaimedJob | None:
+        """Claim one more job now (the ComfyUI stage uses it to queue the next prompt early)."""
+        if self.stop_event.is_set():
+            return None
+        return self._claim()
+
+    def run_claimed(self, job: ClaimedJob) -> None:
+        with self.holding(job) as context:
+            self._run(context)
+
+    @contextmanager
+    def holding(self, job: ClaimedJob) -> Iterator[JobContext]:
+        cancel = self.leases.hold(job.id)
+        try:
+            yield JobContext(job, self.settings, self.database, cancel, self.stop_event, self)
+        finally:
+            self.leases.drop(job.id)
+
+    def _run(self, context: JobContext) -> None:
+        job = context.job
+        with job_context(job.id, job.job_type.value):
+            try:
+                self.stages[job.job_type].run(context)
+            except (JobCancelled, ComfyUIInterrupted) as exc:
+                self._settle_cancel(context, exc)
+            except VidgenError as exc:
+                self._settle_failure(context, exc)
+            except Exception:  # the one catch-all: a worker must not die of one job
+                log.exception("internal error in job %s", job.id)
+                self._fail(context, f"internal error, see the log for job {job.id}")
+            else:
+                self._cleanup(context)
+
+    def _settle_cancel(self, context: JobContext, exc: VidgenError) -> None:
+        if context.shutdown.is_set() and not self._cancel_requested(context):
+            # Shutdown, not a user's cancel: give the job back; its prompt keeps running.
+            jobs.release(self.database, context.job.id, self.worker_id)
+            return
+        if context.cancel.is_set():
+            jobs.mark_cancelled(self.database, context.job.id, self.worker_id)
+            self._cleanup(context)
+            return
+        self._settle_failure(context, exc)
+
+    def _cancel_requested(self, context: JobContext) -> bool:
+        state = jobs.renew_lease(
+            self.database, context.job.id, self.worker_id, self.settings.jobs.lease_seconds
+        )
+        return state is LeaseState.CANCEL_REQUESTED
+
+    def _settle_failure(self, context: JobContext, exc: VidgenError) -> None:
+        """Retry a transient failure with backoff; fail for good otherwise."""
+        job = context.job
+        if exc.retryable and job.attempts < self.settings.jobs.max_attempts:
+            delay = min(
+                self.settings.jobs.retry_backoff_seconds * 2 ** (job.attempts - 1),
+                self.settings.jobs.retry_backoff_max_seconds,
+            )
+            log.warning("job %s: %s (retrying in %.1f s)", job.id, exc.user_message, delay)
+            jobs.retry_later(self.database, job.id, self.worker_id, exc.user_message, delay)
+            return
+        self._fail(context, exc.user_message)
+
+    def _fail(self, context: JobContext, message: str) -> None:
+        log.error("job %s failed: %s", context.job.id, message)
+        jobs.fail(self.database, context.job.id, self.worker_id, message)
+        try:
+            self.stages[context.job.job_type].on_failure(context, message)
+        except (VidgenError, OSError):
+            log.exception("could not report the failure of job %s", context.job.id)
+        self._cleanup(context)
+
+    def _cleanup(self, context: JobContext) -> None:
+        shutil.rmtree(
+            self.settings.storage / context.job.project_name / "work" / context.job.id,
+            ignore_errors=True,
+        )
