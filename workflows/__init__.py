@@ -2,6 +2,18 @@
 graph and model checks, and (``comfyui_client``) the only code that talks to a ComfyUI server.
 """
 
+from workflows.comfyui_client import ComfyUIClient
+from workflows.comfyui_types import (
+    DeviceStats,
+    OutputFile,
+    PromptLookup,
+    PromptProgress,
+    PromptResult,
+    PromptState,
+    QueueEntry,
+    QueueState,
+    SystemStats,
+)
 from workflows.graph import Graph, check_graph, filename_prefix
 from workflows.image_to_video import build_image_to_video
 from workflows.interpolate import (
@@ -22,10 +34,20 @@ from workflows.upscale import FrameChunk, build_upscale, plan_chunks
 
 __all__ = [
     "SEED_MAX",
+    "ComfyUIClient",
+    "DeviceStats",
     "FrameChunk",
     "Graph",
     "InstalledModels",
     "InterpolationPlan",
+    "OutputFile",
+    "PromptLookup",
+    "PromptProgress",
+    "PromptResult",
+    "PromptState",
+    "QueueEntry",
+    "QueueState",
+    "SystemStats",
     "build_image_to_video",
     "build_interpolate",
     "build_text_to_video",

@@ -1,0 +1,590 @@
+"""The only code that talks to ComfyUI: HTTP through httpx, events through one WebSocket.
+
+One ``ComfyUIClient`` per backend, used by that backend's worker thread. It returns the dataclasses
+of ``workflows.comfyui_types`` and raises only ``VidgenError``s: every httpx, websockets and socket
+error becomes ``ComfyUIUnavailable`` (retryable). Each workaround names the trap it answers, from
+``comfyui/API.md`` and DESIGN.md's "Known traps".
+
+The socket is advisory; ``/queue`` and ``/history`` are the truth. A background thread keeps one
+socket per client (reconnecting with the same ``clientId``) and files each event under its prompt
+id, for the prompts this client queued or follows, so the events of a prompt queued ahead of time
+wait for ``follow`` while the worker is busy with the previous one. ``follow`` polls whenever the
+socket drops, comes back, or stays quiet for ``quiet_socket_seconds``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import httpx
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import ClientConnection, connect
+
+from vidgen.config import ComfyUISettings
+from vidgen.errors import (
+    ComfyUIError,
+    ComfyUIInterrupted,
+    ComfyUIRejected,
+    ComfyUIUnavailable,
+    StorageError,
+)
+from workflows.comfyui_types import (
+    OutputFile,
+    PromptLookup,
+    PromptProgress,
+    PromptResult,
+    PromptState,
+    QueueState,
+    SystemStats,
+    describe_rejection,
+    execution_error,
+    interrupted_error,
+    parse_history_item,
+    parse_queue,
+    parse_system_stats,
+    queued_graph,
+)
+from workflows.models import InstalledModels, installed_models_from_object_info
+from workflows.progress import ProgressTracker
+
+log = logging.getLogger(__name__)
+
+# should_cancel may ask the database, so it is asked at most this often: cancelling within a
+# second is quick enough for a person (DESIGN.md: "stops within seconds").
+_CANCEL_CHECK_S = 0.5
+# After /queue and /history both forget a prompt, ask again this often for history_retry_seconds.
+_UNKNOWN_RECHECK_S = 0.2
+_RECONNECT_MIN_S = 0.2
+_RECONNECT_MAX_S = 5.0
+# Previews are ~40 kB JPEGs (API.md §11.3); this only guards against a runaway frame.
+_MAX_MESSAGE_BYTES = 64 * 2**20
+_DOWNLOAD_CHUNK_BYTES = 2**20
+# Closing waits for the server's close frame; a server that went away never sends one.
+_CLOSE_TIMEOUT_S = 2.0
+
+ProgressCallback = Callable[[PromptProgress], None]
+CancelCheck = Callable[[], bool]
+
+
+class _EventHub:
+    """Per-prompt buffers of socket events, filled by the reader thread, drained by ``follow``."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._buffers: dict[str, deque[dict[str, Any]]] = {}
+        self.epoch = 0  # bumped on every connect and disconnect: a reason to poll
+        self.connected = False
+
+    def register(self, prompt_id: str) -> None:
+        with self._changed:
+            self._buffers.setdefault(prompt_id, deque())
+
+    def forget(self, prompt_id: str) -> None:
+        with self._changed:
+            self._buffers.pop(prompt_id, None)
+
+    def set_connected(self, connected: bool) -> None:
+        with self._changed:
+            self.connected = connected
+            self.epoch += 1
+            self._changed.notify_all()
+
+    def dispatch(self, text: str) -> None:
+        """File one text frame under its prompt; other clients' prompts are not ours to keep."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            log.debug("ComfyUI sent a text frame that is not JSON: %.80r", text)
+            return
+        data = message.get("data") if isinstance(message, dict) else None
+        prompt_id = data.get("prompt_id") if isinstance(data, dict) else None
+        with self._changed:
+            buffer = self._buffers.get(prompt_id) if isinstance(prompt_id, str) else None
+            if buffer is not None:
+                buffer.append(message)
+                self._changed.notify_all()
+
+    def next_event(self, prompt_id: str, epoch: int, timeout_s: float) -> dict[str, Any] | None:
+        """The prompt's next event, or None after ``timeout_s`` or once the socket changed."""
+        with self._changed:
+            buffer = self._buffers.setdefault(prompt_id, deque())
+            self._changed.wait_for(lambda: bool(buffer) or self.epoch != epoch, timeout_s)
+            return buffer.popleft() if buffer else None
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.connected, timeout_s)
+
+
+class _SocketReader:
+    """The background thread that keeps one socket open with our clientId and feeds the hub."""
+
+    def __init__(self, url: str, hub: _EventHub, open_timeout_s: float) -> None:
+        self._url = url
+        self._hub = hub
+        self._open_timeout_s = open_timeout_s
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._socket: ClientConnection | None = None
+        self._thread = threading.Thread(target=self._run, name="comfyui-socket", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            if self._socket is not None:
+                self._socket.close()
+        self._thread.join(timeout=self._open_timeout_s + 5)
+
+    def _run(self) -> None:
+        delay_s = _RECONNECT_MIN_S
+        while not self._stopping.is_set():
+            try:
+                if self._listen():
+                    delay_s = _RECONNECT_MIN_S
+            except (WebSocketException, OSError) as exc:
+                log.debug("ComfyUI socket %s: %s", self._url, exc)
+            self._stopping.wait(delay_s)
+            delay_s = min(delay_s * 2, _RECONNECT_MAX_S)
+
+    def _listen(self) -> bool:
+        """Read until the socket closes; True when it was open at all."""
+        # No proxy: ComfyUI is on this machine or its network (DESIGN.md), never behind a proxy.
+        with connect(
+            self._url,
+            open_timeout=self._open_timeout_s,
+            close_timeout=_CLOSE_TIMEOUT_S,
+            max_size=_MAX_MESSAGE_BYTES,
+            proxy=None,
+        ) as socket:
+            with self._lock:
+                if self._stopping.is_set():
+                    return False
+                self._socket = socket
+            self._hub.set_connected(True)
+            try:
+                for message in socket:
+                    if isinstance(message, str):  # binary frames are previews: not used
+                        self._hub.dispatch(message)
+            finally:
+                self._hub.set_connected(False)
+                with self._lock:
+                    self._socket = None
+        return True
+
+
+class ComfyUIClient:
+    """A typed client of one ComfyUI backend at ``base_url``."""
+
+    def __init__(
+        self, base_url: str, settings: ComfyUISettings, client_id: str | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.settings = settings
+        # Trap: events reach only the socket whose clientId is the prompt's client_id (API.md
+        # §6.4), so this one id goes on the socket and on every prompt.
+        self.client_id = client_id or uuid.uuid4().hex
+        timeout = httpx.Timeout(
+            settings.request_timeout_seconds, connect=settings.connect_timeout_seconds
+        )
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+        self._hub = _EventHub()
+        self._reader: _SocketReader | None = None
+        self._reader_lock = threading.Lock()
+        self._graphs: dict[str, dict[str, Any]] = {}
+
+    def __enter__(self) -> ComfyUIClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the socket thread and close the connections."""
+        with self._reader_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.stop()
+        self._http.close()
+
+    # --- state of the backend --------------------------------------------------------------------
+
+    def system_stats(self) -> SystemStats:
+        return parse_system_stats(self._get_json("/system_stats"))
+
+    def is_reachable(self) -> bool:
+        """Whether the backend answers ``/system_stats`` now."""
+        try:
+            self.system_stats()
+        except ComfyUIError:
+            return False
+        return True
+
+    def object_info(self) -> dict[str, Any]:
+        """Every node's schema, as ``/object_info`` gives it (API.md §7)."""
+        return self._get_json("/object_info")
+
+    def installed_models(self) -> InstalledModels:
+        return installed_models_from_object_info(self.object_info())
+
+    def queue_state(self) -> QueueState:
+        return parse_queue(self._get_json("/queue"))
+
+    # --- files -----------------------------------------------------------------------------------
+
+    def upload(self, path: Path, name: str) -> str:
+        """Upload a file into ComfyUI's input folder; returns the name to put in a graph.
+
+        ``name`` should carry the job id. Trap (API.md §5): the answer's name may differ from the
+        one sent (a clash with other bytes is stored as ``name (1).ext``), so only it is used,
+        with its subfolder in front when there is one. ``overwrite`` stays false so we never
+        replace a file another job's graph names.
+        """
+        try:
+            file = path.open("rb")
+        except OSError as exc:
+            raise StorageError(f"cannot read {path} to upload it: {exc.strerror}") from exc
+        with file:
+            response = self._request(
+                "POST",
+                "/upload/image",
+                files={"image": (name, file)},
+                data={"overwrite": "false", "type": "input"},
+            )
+        body = self._json(self._expect_ok(response, "upload"))
+        stored = str(body.get("name") or "")
+        if not stored:
+            raise ComfyUIError(f"ComfyUI at {self.base_url} accepted {name} but named no file")
+        subfolder = str(body.get("subfolder") or "")
+        return f"{subfolder}/{stored}" if subfolder else stored
+
+    def download(self, output: OutputFile, dest: Path) -> None:
+        """Stream one output file from ``/view`` into ``dest`` (the caller names it temporary)."""
+        params = {"filename": output.filename, "subfolder": output.subfolder, "type": output.type}
+        try:
+            with self._http.stream("GET", "/view", params=params) as response:
+                if response.status_code != httpx.codes.OK:
+                    response.read()
+                    self._expect_ok(response, f"download of {output.filename}")
+                _write_stream(response.iter_bytes(_DOWNLOAD_CHUNK_BYTES), dest)
+        except (httpx.HTTPError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+
+    # --- prompts ---------------------------------------------------------------------------------
+
+    def queue_prompt(self, graph: dict[str, Any], prompt_id: str) -> str:
+        """Queue a graph under our own ``prompt_id`` (so a restarted worker can find it).
+
+        Raises:
+            ComfyUIRejected: the graph failed validation; the message names each node and input.
+        """
+        self._hub.register(prompt_id)  # before the POST: the first events may beat its answer
+        self._start_socket()
+        self._graphs[prompt_id] = graph
+        body = {"prompt": graph, "client_id": self.client_id, "prompt_id": prompt_id}
+        try:
+            response = self._request("POST", "/prompt", json=body)
+            return self._accept_queued(response, prompt_id)
+        except ComfyUIError:
+            self._hub.forget(prompt_id)
+            self._graphs.pop(prompt_id, None)
+            raise
+
+    def _accept_queued(self, response: httpx.Response, prompt_id: str) -> str:
+        if response.status_code == httpx.codes.BAD_REQUEST:
+            raise ComfyUIRejected(describe_rejection(self._json(response)))
+        answer = self._json(self._expect_ok(response, "POST /prompt"))
+        if answer.get("node_errors"):
+            # A partly valid graph is queued without its bad outputs (API.md §3); ours have one
+            # output each, so take it back and report it rejected.
+            self.delete_queued([prompt_id])
+            raise ComfyUIRejected(describe_rejection(answer))
+        return str(answer.get("prompt_id") or prompt_id)
+
+    def follow(
+        self, prompt_id: str, on_progress: ProgressCallback, should_cancel: CancelCheck
+    ) -> PromptResult:
+        """Wait until the prompt ends, reporting progress; returns its output files.
+
+        Raises:
+            ComfyUIExecutionError: a node failed (the message names it and the exception).
+            ComfyUIInterrupted: cancelled through ``should_cancel``, or interrupted in ComfyUI.
+            ComfyUIUnavailable: the backend went away or lost the prompt (retryable).
+        """
+        known = prompt_id in self._graphs
+        self._hub.register(prompt_id)
+        try:
+            self._start_socket()
+            graph = self._graphs.get(prompt_id) or self._queued_graph(prompt_id)
+            follower = _Follower(self, prompt_id, ProgressTracker(prompt_id, graph), on_progress)
+            # A prompt this client did not queue (a restarted worker's) may have sent its events
+            # elsewhere: ask the server at once rather than after a quiet period.
+            return follower.run(should_cancel, poll_now=not known)
+        finally:
+            self._hub.forget(prompt_id)
+            self._graphs.pop(prompt_id, None)
+
+    def lookup(self, prompt_id: str) -> PromptLookup:
+        """What ComfyUI knows of a prompt: pending, running, finished, failed or unknown.
+
+        Trap: ``/history/{id}`` is ``{}`` for a prompt that is queued, running, unknown or evicted
+        (API.md §2), so ``/queue`` is asked first. ComfyUI moves a prompt from the queue into the
+        history in one step, so one absent from both is unknown: lost in a restart, or never queued.
+        """
+        queue = self.queue_state()
+        if queue.is_running(prompt_id):
+            return PromptLookup(prompt_id, PromptState.RUNNING)
+        if queue.is_pending(prompt_id):
+            return PromptLookup(prompt_id, PromptState.PENDING)
+        item = self._history_item(prompt_id)
+        if item is None:
+            return PromptLookup(prompt_id, PromptState.UNKNOWN)
+        return parse_history_item(prompt_id, item)
+
+    def cancel(self, prompt_id: str) -> None:
+        """Stop our prompt wherever it is: take it off the queue, or interrupt it if it runs.
+
+        Both requests name the prompt and do nothing to any other, so no check (which could race
+        with ComfyUI starting it) is needed between them.
+        """
+        self.delete_queued([prompt_id])
+        self.interrupt(prompt_id)
+
+    def interrupt(self, prompt_id: str) -> None:
+        """Interrupt ``prompt_id`` if it is the one running; otherwise nothing happens.
+
+        Trap (API.md §4): ``/interrupt`` without a prompt id stops whoever is running, maybe
+        another client's prompt, so ours is always named.
+        """
+        self._expect_ok(
+            self._request("POST", "/interrupt", json={"prompt_id": prompt_id}), "interrupt"
+        )
+
+    def delete_queued(self, prompt_ids: Iterable[str]) -> None:
+        """Remove pending prompts from the queue (a running one stays: use ``interrupt``)."""
+        body = {"delete": list(prompt_ids)}
+        self._expect_ok(self._request("POST", "/queue", json=body), "queue delete")
+
+    def await_history(self, prompt_id: str) -> PromptLookup:
+        """The history of a prompt that just ended, asked again for ``history_retry_seconds``.
+
+        Trap (API.md, DESIGN.md): ``execution_success`` can arrive before ``/history/{id}`` has
+        the outputs.
+        """
+        retrying = Retrying(
+            stop=stop_after_delay(self.settings.history_retry_seconds),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            retry=retry_if_result(lambda item: item is None or not item.get("outputs")),
+            reraise=True,
+        )
+        try:
+            item = retrying(self._history_item, prompt_id)
+        except RetryError as exc:
+            item = exc.last_attempt.result()
+        if item is None:
+            raise ComfyUIUnavailable(
+                f"ComfyUI at {self.base_url} finished prompt {prompt_id} but its history has no "
+                f"record of it after {self.settings.history_retry_seconds:g} s"
+            )
+        return parse_history_item(prompt_id, item)
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _start_socket(self) -> None:
+        with self._reader_lock:
+            if self._reader is not None:
+                return
+            ws_base = "ws" + self.base_url.removeprefix("http")  # http->ws, https->wss
+            reader = _SocketReader(
+                f"{ws_base}/ws?clientId={self.client_id}",
+                self._hub,
+                self.settings.connect_timeout_seconds,
+            )
+            reader.start()
+            self._reader = reader
+        # The socket must be open before the first prompt is queued, or its first events are
+        # lost; if it will not open, follow() falls back to polling.
+        if not self._hub.wait_connected(self.settings.connect_timeout_seconds):
+            log.warning(
+                "ComfyUI at %s: no WebSocket yet, following prompts by polling", self.base_url
+            )
+
+    def _queued_graph(self, prompt_id: str) -> dict[str, Any]:
+        return queued_graph(self._get_json("/queue"), prompt_id)
+
+    def _history_item(self, prompt_id: str) -> dict[str, Any] | None:
+        body = self._get_json(f"/history/{prompt_id}")
+        item = body.get(prompt_id)
+        return item if isinstance(item, dict) and item else None
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except (httpx.HTTPError, OSError) as exc:
+            raise self._unavailable(exc) from exc
+        if response.status_code >= httpx.codes.INTERNAL_SERVER_ERROR:
+            raise ComfyUIUnavailable(
+                f"ComfyUI at {self.base_url} answered {method} {path} with {response.status_code}"
+            )
+        return response
+
+    def _get_json(self, path: str) -> dict[str, Any]:
+        return self._json(self._expect_ok(self._request("GET", path), f"GET {path}"))
+
+    def _expect_ok(self, response: httpx.Response, what: str) -> httpx.Response:
+        if response.status_code != httpx.codes.OK:
+            raise ComfyUIError(
+                f"ComfyUI at {self.base_url} refused the {what} with {response.status_code}"
+            )
+        return response
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ComfyUIUnavailable(
+                f"ComfyUI at {self.base_url} answered with something that is not JSON"
+            ) from exc
+        if not isinstance(body, dict):
+            raise ComfyUIUnavailable(
+                f"ComfyUI at {self.base_url} answered with {type(body).__name__}"
+            )
+        return body
+
+    def _unavailable(self, exc: Exception) -> ComfyUIUnavailable:
+        reason = str(exc) or type(exc).__name__
+        return ComfyUIUnavailable(f"ComfyUI at {self.base_url} is unreachable: {reason}")
+
+
+def _write_stream(chunks: Iterable[bytes], dest: Path) -> None:
+    """Write downloaded bytes; a local failure is a storage problem, not ComfyUI's."""
+    try:
+        file: IO[bytes] = dest.open("wb")
+    except OSError as exc:
+        raise StorageError(f"cannot write {dest}: {exc.strerror}") from exc
+    with file:
+        for chunk in chunks:
+            try:
+                file.write(chunk)
+            except OSError as exc:
+                raise StorageError(f"cannot write {dest}: {exc.strerror}") from exc
+
+
+class _Follower:
+    """The state of one ``follow`` call: events in, progress out, polls when the socket fails us."""
+
+    def __init__(
+        self,
+        client: ComfyUIClient,
+        prompt_id: str,
+        tracker: ProgressTracker,
+        on_progress: ProgressCallback,
+    ) -> None:
+        self._client = client
+        self._prompt_id = prompt_id
+        self._tracker = tracker
+        self._on_progress = on_progress
+        self._quiet_s = client.settings.quiet_socket_seconds
+        self._epoch = client._hub.epoch
+        self._poll_at = time.monotonic() + self._quiet_s
+        self._unknown_since: float | None = None
+        self._cancel_checked_at = float("-inf")
+
+    def run(self, should_cancel: CancelCheck, *, poll_now: bool) -> PromptResult:
+        if poll_now:
+            self._poll_at = time.monotonic()
+        while True:
+            self._check_cancel(should_cancel)
+            now = time.monotonic()
+            wait_s = max(0.0, min(self._poll_at - now, _CANCEL_CHECK_S))
+            event = self._client._hub.next_event(self._prompt_id, self._epoch, wait_s)
+            result = self._on_event(event) if event is not None else None
+            if result is None:
+                result = self._poll_if_due()
+            if result is not None:
+                self._on_progress(self._tracker.finished())
+                return result
+
+    def _check_cancel(self, should_cancel: CancelCheck) -> None:
+        now = time.monotonic()
+        if now - self._cancel_checked_at < _CANCEL_CHECK_S:
+            return
+        self._cancel_checked_at = now
+        if should_cancel():
+            self._client.cancel(self._prompt_id)
+            raise ComfyUIInterrupted(f"prompt {self._prompt_id} was cancelled")
+
+    def _on_event(self, event: dict[str, Any]) -> PromptResult | None:
+        kind, data = event.get("type"), event.get("data") or {}
+        self._poll_at = time.monotonic() + self._quiet_s  # the socket speaks: no poll needed yet
+        if kind == "execution_success":
+            return self._finished(self._client.await_history(self._prompt_id))
+        if kind == "execution_error":
+            raise execution_error(data)
+        if kind == "execution_interrupted":
+            raise interrupted_error(data)
+        if kind == "executing" and data.get("node") is None:
+            # The last message of every prompt: if the outcome was missed, the server knows it.
+            self._poll_at = time.monotonic()
+        progress = self._tracker.update(str(kind), data)
+        if progress is not None:
+            self._on_progress(progress)
+        return None
+
+    def _poll_if_due(self) -> PromptResult | None:
+        hub = self._client._hub
+        if hub.epoch != self._epoch:
+            # Trap: the socket dropped or came back, so events may be missing (DESIGN.md:
+            # "a quiet socket triggers a poll, never a hang").
+            self._epoch = hub.epoch
+            self._poll_at = time.monotonic()
+        if time.monotonic() < self._poll_at:
+            return None
+        return self._poll()
+
+    def _poll(self) -> PromptResult | None:
+        lookup = self._client.lookup(self._prompt_id)
+        now = time.monotonic()
+        if lookup.state is PromptState.UNKNOWN:
+            self._unknown(now)
+            return None
+        self._unknown_since = None
+        self._poll_at = now + self._quiet_s
+        if lookup.state in (PromptState.PENDING, PromptState.RUNNING):
+            return None
+        return self._finished(lookup)
+
+    def _unknown(self, now: float) -> None:
+        # Trap: gone from /queue and /history means ComfyUI restarted and lost it, but the
+        # history can lag a moment behind, so it is asked again for history_retry_seconds.
+        self._unknown_since = self._unknown_since if self._unknown_since is not None else now
+        if now - self._unknown_since >= self._client.settings.history_retry_seconds:
+            raise ComfyUIUnavailable(
+                f"ComfyUI at {self._client.base_url} no longer knows prompt {self._prompt_id}: "
+                "it was probably restarted; the prompt will be queued again"
+            )
+        self._poll_at = now + _UNKNOWN_RECHECK_S
+
+    def _finished(self, lookup: PromptLookup) -> PromptResult:
+        if lookup.error is not None:
+            raise lookup.error
+        if lookup.result is None:
+            raise ComfyUIUnavailable(f"ComfyUI has no result for prompt {self._prompt_id}")
+        return lookup.result
