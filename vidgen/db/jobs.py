@@ -250,7 +250,8 @@ def _snapshot(job: Job, project_name: str, worker_id: str) -> ClaimedJob:
 
 
 def _owned(session: Session, job_id: str, worker_id: str) -> Job | None:
-    job = session.get(Job, job_id)
+    # Locked (on MariaDB) so that a claim by another worker cannot interleave with our write.
+    job = session.get(Job, job_id, with_for_update=True)
     if job is None or job.job_status != JobStatus.ACTIVE or job.worker_id != worker_id:
         return None
     return job
