@@ -12,7 +12,7 @@ import os
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,9 +76,12 @@ class JobContext:
 
 
 class Stage(Protocol):
-    """What runs one job type: ``run`` does the work; ``on_failure`` tells the user."""
+    """What runs one job type: ``run`` does the work; ``prepare`` may start it early (a ComfyUI
+    prompt queued behind the running one); ``on_failure`` tells the user."""
 
     def run(self, context: JobContext) -> None: ...
+
+    def prepare(self, context: JobContext) -> None: ...
 
     def on_failure(self, context: JobContext, message: str) -> None: ...
 
@@ -152,16 +155,22 @@ class Worker:
         *,
         backend: str | None = None,
         name: str | None = None,
+        backend_probe: Callable[[], bool] | None = None,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.runs_on = runs_on
         self.backend = backend
         self.stages = stages
+        self.backend_probe = backend_probe
+        self.on_stop = on_stop
+        self._backend_was_ready = True
         self.worker_id = make_worker_id(name or (backend or runs_on.value))
         self.leases = LeaseKeeper(database, settings, self.worker_id)
         self.stop_event = threading.Event()
         self.last_checkpoint: str | None = None
+        self._prefetched: ClaimedJob | None = None
         self._thread = threading.Thread(target=self.run, name=self.worker_id, daemon=True)
 
     def start(self) -> None:
@@ -191,18 +200,41 @@ class Worker:
         log.info("worker %s started (%s)", self.worker_id, self.backend or self.runs_on.value)
         try:
             while not self.stop_event.is_set():
-                job = self._claim()
+                if not self._backend_ready():
+                    self.stop_event.wait(self.settings.comfyui.wait_for_backend_seconds)
+                    continue
+                job, self._prefetched = self._prefetched or self._claim(), None
                 if job is None:
                     self.stop_event.wait(self.settings.jobs.poll_seconds)
                     continue
                 self.run_claimed(job)
         finally:
             self.leases.stop()
+            if self.on_stop is not None:
+                self.on_stop()
             log.info("worker %s stopped", self.worker_id)
+
+    def _backend_ready(self) -> bool:
+        """Whether this worker's backend answers; while it does not, its queued jobs say so."""
+        if self.backend_probe is None:
+            return True
+        ready = self.backend_probe()
+        if not ready:
+            reason = f"waiting for ComfyUI at {self.backend}"
+            if self._backend_was_ready:
+                log.warning("%s (it does not answer)", reason)
+            try:
+                jobs.note_waiting(self.database, self.runs_on, reason)
+            except DatabaseUnavailable as exc:
+                log.warning("cannot note the wait: %s", exc)
+        elif not self._backend_was_ready:
+            log.info("ComfyUI at %s answers again", self.backend)
+        self._backend_was_ready = ready
+        return ready
 
     def _claim(self) -> ClaimedJob | None:
         try:
-            return jobs.claim_next(
+            job = jobs.claim_next(
                 self.database,
                 self.worker_id,
                 self.runs_on,
@@ -214,30 +246,48 @@ class Worker:
         except DatabaseUnavailable as exc:
             log.warning("cannot claim jobs: %s", exc)
             return None
+        if job is not None:
+            self.last_checkpoint = job.job_settings.get("clip", {}).get("checkpoint")
+        return job
 
-    def claim(self) -> ClaimedJob | None:
-        """Claim one more job now (the ComfyUI stage uses it to queue the next prompt early)."""
-        if self.stop_event.is_set():
-            return None
-        return self._claim()
+    def prefetch_next(self) -> None:
+        """Claim the next job now and let its stage prepare it (queue its ComfyUI prompt), so
+        the backend starts it the moment the current prompt ends."""
+        if self._prefetched is not None or self.stop_event.is_set():
+            return
+        job = self._claim()
+        if job is None:
+            return
+        with self.holding(job, keep=True) as context:
+            if self._guarded(context, self.stages[job.job_type].prepare):
+                self._prefetched = job
+            else:
+                self.leases.drop(job.id)
 
     def run_claimed(self, job: ClaimedJob) -> None:
         with self.holding(job) as context:
             self._run(context)
 
     @contextmanager
-    def holding(self, job: ClaimedJob) -> Iterator[JobContext]:
+    def holding(self, job: ClaimedJob, *, keep: bool = False) -> Iterator[JobContext]:
+        """The job's context, its lease renewed meanwhile (and after, with ``keep``)."""
         cancel = self.leases.hold(job.id)
         try:
             yield JobContext(job, self.settings, self.database, cancel, self.stop_event, self)
         finally:
-            self.leases.drop(job.id)
+            if not keep:
+                self.leases.drop(job.id)
 
     def _run(self, context: JobContext) -> None:
+        if self._guarded(context, self.stages[context.job.job_type].run):
+            self._cleanup(context)
+
+    def _guarded(self, context: JobContext, step: Callable[[JobContext], None]) -> bool:
+        """Run one step of a job; any failure settles the job. True if the step succeeded."""
         job = context.job
         with job_context(job.id, job.job_type.value):
             try:
-                self.stages[job.job_type].run(context)
+                step(context)
             except (JobCancelled, ComfyUIInterrupted) as exc:
                 self._settle_cancel(context, exc)
             except VidgenError as exc:
@@ -246,7 +296,8 @@ class Worker:
                 log.exception("internal error in job %s", job.id)
                 self._fail(context, f"internal error, see the log for job {job.id}")
             else:
-                self._cleanup(context)
+                return True
+        return False
 
     def _settle_cancel(self, context: JobContext, exc: VidgenError) -> None:
         if context.shutdown.is_set() and not self._cancel_requested(context):

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.media",
     "tests.fixtures.comfyui",
+    "tests.fixtures.pipeline",
 ]

@@ -69,6 +69,7 @@ _SCHEMA: dict[str, Any] = {
                 "historyRetrySeconds": _SECONDS,
                 "waitForBackendSeconds": _NUMBER,
                 "upscaleChunkFrames": {"type": "integer", "minimum": 1, "maximum": 1024},
+                "promptTimeoutSeconds": _NUMBER,
             },
         },
         "jobs": {
@@ -152,6 +153,7 @@ class ComfyUISettings:
     history_retry_seconds: float = 5.0
     wait_for_backend_seconds: float = 5.0
     upscale_chunk_frames: int = 16
+    prompt_timeout_seconds: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)

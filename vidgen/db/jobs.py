@@ -282,15 +282,22 @@ def report_progress(
 
 
 def record_prompt(
-    database: Database, job_id: str, worker_id: str, prompt_id: str | None, backend: str | None
+    database: Database,
+    job_id: str,
+    worker_id: str,
+    prompt_id: str,
+    backend: str,
+    graph: dict[str, Any],
 ) -> None:
-    """Remember which ComfyUI prompt runs this job, before it is sent, so a restarted worker
-    collects it instead of running it twice."""
+    """Remember which ComfyUI prompt runs this job (and the graph, exactly as sent) before it is
+    sent, so a restarted worker collects it instead of running it twice."""
     with database.session() as session:
         job = _owned(session, job_id, worker_id)
         if job is not None:
             job.comfy_prompt_id = prompt_id
             job.comfy_backend = backend
+            submitted = {"promptId": prompt_id, "backend": backend, "graph": graph}
+            job.job_settings = {**job.job_settings, "submitted": submitted}
 
 
 def complete_generate(
@@ -465,3 +472,18 @@ def record_outputs(
 def job_settings(database: Database, job_id: str) -> dict[str, Any]:
     with database.session() as session:
         return dict(session.get_one(Job, job_id).job_settings)
+
+
+def note_waiting(database: Database, runs_on: RunsOn, reason: str) -> None:
+    """Show queued jobs of this kind why they wait (replacing only a plain or older wait note)."""
+    with database.session() as session:
+        session.execute(
+            update(Job)
+            .where(
+                Job.job_status == JobStatus.QUEUED,
+                Job.runs_on == runs_on,
+                or_(Job.current_stage == "queued", Job.current_stage.like("waiting for ComfyUI%")),
+                Job.current_stage != reason,
+            )
+            .values(current_stage=reason[:255])
+        )

@@ -1,0 +1,90 @@
+"""Placing a finished clip: probe, thumbnail, conventional names, then the Clip row — in an
+order that leaves no orphan file and no row pointing at nothing, whatever moment a worker dies."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from stages.ffmpeg_runner import extract_thumbnail, probe
+from stages.worker import JobContext
+from vidgen.db import jobs
+from vidgen.errors import StorageError
+from vidgen.naming import FileType, allocate_path, publish
+
+
+def recorded_clip(context: JobContext) -> Path | None:
+    """The clip a previous attempt already put in place (it died before the row was written)."""
+    outputs = jobs.job_settings(context.database, context.job.id).get("outputs") or {}
+    clip = outputs.get("clip")
+    return Path(clip) if clip and Path(clip).is_file() else None
+
+
+def place_clip(context: JobContext, video: Path, workflow: dict[str, Any] | None) -> None:
+    """Move ``video`` (in the work folder) into storage under its conventional name, with a
+    thumbnail, and mark the clip ready."""
+    project_dir = context.settings.storage / context.job.project_name
+    extension = video.suffix.lstrip(".").lower() or "mp4"
+    clip_path = allocate_path(
+        context.database, project_dir / "clips", context.job.project_name, FileType.CLIP, extension
+    )
+    thumb_path = allocate_path(
+        context.database,
+        project_dir / "thumbnails",
+        context.job.project_name,
+        FileType.THUMB,
+        "jpg",
+    )
+    # The names are recorded before the files are moved: a worker that dies after the move
+    # finds them on its next attempt (recorded_clip) instead of leaving orphans.
+    if not jobs.record_outputs(
+        context.database,
+        context.job.id,
+        context.job.worker_id,
+        {"clip": str(clip_path), "thumbnail": str(thumb_path)},
+    ):
+        return
+    publish(video, clip_path)
+    finish_placed(context, clip_path, workflow)
+
+
+def finish_placed(context: JobContext, clip_path: Path, workflow: dict[str, Any] | None) -> None:
+    """Thumbnail (again, if missing) and the Clip row for a clip already in place."""
+    outputs = jobs.job_settings(context.database, context.job.id).get("outputs") or {}
+    thumb_path = Path(outputs.get("thumbnail") or clip_path.with_suffix(".jpg"))
+    context.progress(95, "making the thumbnail")
+    info = probe(clip_path)
+    if not thumb_path.is_file():
+        partial = context.work_dir / "thumbnail.jpg"
+        extract_thumbnail(clip_path, partial)
+        publish(partial, thumb_path)
+    fields: dict[str, Any] = {
+        "file_path": str(clip_path),
+        "file_name": clip_path.name,
+        "thumbnail_path": str(thumb_path),
+        "thumbnail_name": thumb_path.name,
+        "duration_sec": round(info.duration_sec, 3),
+        "frame_count": info.frame_count,
+        "width": info.width,
+        "height": info.height,
+    }
+    if workflow is not None:
+        fields["workflow_json"] = workflow
+    jobs.complete_generate(context.database, context.job.id, context.job.worker_id, fields)
+    context.note(
+        f"clip ready: {clip_path.name} ({info.width}x{info.height}, {info.frame_count} frames, "
+        f"{info.duration_sec:.2f} s)"
+    )
+
+
+def copy_into_work(context: JobContext, source: Path, name: str) -> Path:
+    """A private copy of a stored input (refs stay untouched whatever the stage does)."""
+    target = context.work_dir / name
+    try:
+        shutil.copyfile(source, target)
+    except FileNotFoundError as exc:
+        raise StorageError(f"the stored input {source.name} is missing from storage") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot copy {source.name} into the work folder: {exc}") from exc
+    return target
