@@ -487,3 +487,21 @@ def note_waiting(database: Database, runs_on: RunsOn, reason: str) -> None:
             )
             .values(current_stage=reason[:255])
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ClipFile:
+    clip_id: str
+    clip_name: str
+    file_path: str | None
+
+
+def clip_files(database: Database, clip_ids: Sequence[str]) -> list[ClipFile]:
+    """The files of these clips, in the order given."""
+    with database.session() as session:
+        rows = {c.id: c for c in session.scalars(select(Clip).where(Clip.id.in_(clip_ids)))}
+    return [
+        ClipFile(clip_id, rows[clip_id].clip_name, rows[clip_id].file_path)
+        for clip_id in clip_ids
+        if clip_id in rows
+    ]
