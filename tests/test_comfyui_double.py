@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -455,3 +456,576 @@ def test_video_combine_writes_real_mp4_and_png(
     second = queue_prompt(comfyui, prompt, "test-client")
     receive_until_done(ws_client, second)
     assert wait_history(comfyui, second)["outputs"]["2"]["gifs"][0]["filename"] == "job42_00002.mp4"
+
+
+def t2v_prompt() -> dict[str, Any]:
+    prompt: dict[str, Any] = captured("real_run_t2v_animatediff_cold")["prompt"]
+    return prompt
+
+
+def test_t2v_graph_runs_in_the_real_node_order(
+    comfyui: ComfyUIDouble, ws_client: ClientConnection
+) -> None:
+    capture = captured("real_run_t2v_animatediff_cold")
+    prompt_id = queue_prompt(comfyui, t2v_prompt(), "test-client")
+    messages = receive_until_done(ws_client, prompt_id)
+    expected_order = [
+        m["data"]["node"] for m in capture_sequence_real(capture) if m["type"] == "executing"
+    ]
+    assert [m["data"]["node"] for m in messages if m["type"] == "executing"] == expected_order
+    assert types(messages) == types(capture_sequence_real(capture))
+    steps = [m["data"] for m in messages if m["type"] == "progress" and m["data"]["node"] == "13"]
+    assert [(s["value"], s["max"]) for s in steps] == [(1, 2), (2, 2)]
+    video = comfyui.output_dir / "bench_t2v16_cold_00001.mp4"
+    stream = ffprobe(video)["streams"][0]
+    expected = capture["outputs"][0]["ffprobe"]["streams"][0]
+    for key in ("codec_name", "width", "height", "pix_fmt", "r_frame_rate", "nb_read_frames"):
+        assert stream[key] == expected[key], key
+    assert ffprobe(video)["format"]["duration"] == "1.000000"
+
+
+def capture_sequence_real(capture: dict[str, Any]) -> Messages:
+    """Text messages of a real-run capture after its POST (previews are off by default)."""
+    messages = []
+    after_post = False
+    for entry in capture["ws_messages"]:
+        if "client action" in entry.get("frame", ""):
+            after_post = True
+        elif after_post and entry.get("frame") == "text":
+            messages.append(entry["data"])
+    return messages
+
+
+def test_warm_run_caches_unchanged_nodes(
+    comfyui: ComfyUIDouble, ws_client: ClientConnection
+) -> None:
+    first = queue_prompt(comfyui, t2v_prompt(), "test-client")
+    receive_until_done(ws_client, first)
+    prompt = t2v_prompt()
+    prompt["13"]["inputs"]["seed"] = 2
+    second = queue_prompt(comfyui, prompt, "test-client")
+    messages = receive_until_done(ws_client, second)
+    cached = next(m["data"]["nodes"] for m in messages if m["type"] == "execution_cached")
+    assert sorted(cached, key=int) == ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "12"]
+    assert [m["data"]["node"] for m in messages if m["type"] == "executing"] == [
+        "13",
+        "14",
+        "15",
+        None,
+    ]
+
+
+def upscale_prompt(clip: str, model: str = "RealESRGAN_x4plus.pth") -> dict[str, Any]:
+    load = {"video": clip, "force_rate": 0, "custom_width": 0, "custom_height": 0}
+    load |= {"frame_load_cap": 0, "skip_first_frames": 0, "select_every_nth": 1}
+    combine = {
+        "frame_rate": 8,
+        "loop_count": 0,
+        "filename_prefix": "up",
+        "format": "video/h264-mp4",
+    }
+    combine |= {"pingpong": False, "save_output": True}
+    return {
+        "1": {"class_type": "VHS_LoadVideo", "inputs": load},
+        "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": model}},
+        "3": {
+            "class_type": "ImageUpscaleWithModel",
+            "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]},
+        },
+        "4": {"class_type": "VHS_VideoCombine", "inputs": {"images": ["3", 0], **combine}},
+    }
+
+
+def test_upscale_graph_writes_4x_frames(
+    comfyui: ComfyUIDouble, ws_client: ClientConnection, clip: str
+) -> None:
+    prompt_id = queue_prompt(comfyui, upscale_prompt(clip), "test-client")
+    messages = receive_until_done(ws_client, prompt_id)
+    progress = [
+        (m["data"]["node"], m["data"]["value"], m["data"]["max"])
+        for m in messages
+        if m["type"] == "progress"
+    ]
+    for node in ("1", "3", "4"):  # loader per frame, upscale per tile x frame, combine per frame
+        assert [p[1:] for p in progress if p[0] == node] == [(k, 8) for k in range(1, 9)]
+    stream = ffprobe(comfyui.output_dir / "up_00001.mp4")["streams"][0]
+    assert (stream["width"], stream["height"], stream["nb_read_frames"]) == (256, 256, "8")
+
+
+def test_rife_and_loader_options_shape_the_output(
+    comfyui: ComfyUIDouble, ws_client: ClientConnection, clip: str
+) -> None:
+    prompt = upscale_prompt(clip)
+    rife = {
+        "ckpt_name": "rife47.pth",
+        "frames": ["1", 0],
+        "clear_cache_after_n_frames": 10,
+        "multiplier": 3,
+    }
+    rife |= {"fast_mode": True, "ensemble": True, "scale_factor": 1.0, "dtype": "float32"}
+    rife |= {"torch_compile": False, "batch_size": 1}
+    prompt["3"] = {"class_type": "RIFE VFI", "inputs": rife}
+    prompt["4"]["inputs"].update(frame_rate=24, filename_prefix="rife")
+    prompt_id = queue_prompt(comfyui, prompt, "test-client")
+    messages = receive_until_done(ws_client, prompt_id)
+    assert not [m for m in messages if m["type"] == "progress" and m["data"]["node"] == "3"]
+    info = ffprobe(comfyui.output_dir / "rife_00001.mp4")
+    assert (info["streams"][0]["nb_read_frames"], info["streams"][0]["r_frame_rate"]) == (
+        "22",
+        "24/1",
+    )
+    assert info["format"]["duration"] == "0.917000"
+    prompt = upscale_prompt(clip)
+    prompt["1"]["inputs"].update(skip_first_frames=2, select_every_nth=2, custom_width=32)
+    prompt["3"] = {
+        "class_type": "ImageScaleBy",
+        "inputs": {"image": ["1", 0], "upscale_method": "area", "scale_by": 1.5},
+    }
+    prompt["4"]["inputs"]["filename_prefix"] = "small"
+    receive_until_done(ws_client, queue_prompt(comfyui, prompt, "test-client"))
+    stream = ffprobe(comfyui.output_dir / "small_00001.mp4")["streams"][0]
+    assert (stream["width"], stream["height"], stream["nb_read_frames"]) == (48, 48, "3")
+
+
+def test_load_image_scale_and_save_image(
+    comfyui: ComfyUIDouble, ws_client: ClientConnection
+) -> None:
+    upload_png(comfyui, "ref.png", 48, 40)
+    upload_png(comfyui, "face.png", 48, 40, subfolder="ipadapter_refs")
+    prompt = captured("prompt_post_custom_prompt_id_front")["request"]["body"]["prompt"]
+    prompt_id = queue_prompt(comfyui, prompt, "test-client")
+    receive_until_done(ws_client, prompt_id)
+    outputs = wait_history(comfyui, prompt_id)["outputs"]
+    assert outputs["3"] == {
+        "images": [{"filename": "img_00001_.png", "subfolder": "capture", "type": "output"}]
+    }
+    preview = outputs["6"]["images"][0]
+    assert preview["type"] == "temp"
+    assert preview["filename"].startswith("ComfyUI_temp_")
+    assert preview["filename"].endswith("_00001_.png")
+    saved = ffprobe(comfyui.output_dir / "capture" / "img_00001_.png")["streams"][0]
+    assert (saved["width"], saved["height"]) == (160, 128)
+    shown = ffprobe(comfyui.temp_dir / preview["filename"])["streams"][0]
+    assert (shown["width"], shown["height"]) == (24, 20)
+    loaded = {"1": {"class_type": "LoadImage", "inputs": {"image": "ref.png [input]"}}}
+    loaded["2"] = {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
+    assert post(comfyui, "/prompt", {"prompt": loaded}).status_code == 200
+
+
+# -- queue and history ---------------------------------------------------------------------------
+
+
+def test_queue_operations_replay_the_capture(comfyui: ComfyUIDouble) -> None:
+    capture = captured("queue_operations")
+    ids: dict[str, str] = {}
+    numbers: dict[int, int] = {}
+    comfyui.stall(at="VHS_VideoCombine")
+    for operation in capture["operations"]:
+        request, expected = operation["request"], operation["response"]
+        if "interrupt of running" in operation["label"]:
+            running = capture["prompt_ids"][0]
+            wait_for(lambda: comfyui.is_stalling, what="a stall")
+            response = post(comfyui, "/interrupt", {"prompt_id": ids[running]})
+            comfyui.stall(at="VHS_VideoCombine")  # hold the next prompt too
+            assert response.status_code == 200
+            continue
+        if "queue before clear" in operation["label"] or "at end" in operation["label"]:
+            wait_for(
+                lambda body=expected["body"]: _queue_matches(comfyui, body, ids, numbers),
+                what=operation["label"],
+            )
+            continue
+        response = _replay(comfyui, request, ids)
+        assert response.status_code == expected["status"], operation["label"]
+        if request["method"] == "POST" and request["path"] == "/prompt":
+            ids[expected["body"]["prompt_id"]] = response.json()["prompt_id"]
+            numbers[expected["body"]["number"]] = response.json()["number"]
+        elif "body" in expected and request["path"] == "/queue":
+            assert _queue_matches(comfyui, expected["body"], ids, numbers, response.json())
+        elif "body" in expected:
+            assert response.json() == expected["body"], operation["label"]
+        else:
+            assert response.content == b""
+    assert wait_history(comfyui, ids[capture["prompt_ids"][0]])["status"]["status_str"] == "error"
+    assert get(comfyui, f"/history/{ids[capture['prompt_ids'][2]]}").json() == {}
+
+
+def _replay(double: ComfyUIDouble, request: dict[str, Any], ids: dict[str, str]) -> httpx.Response:
+    if request["method"] == "GET":
+        return get(double, request["path"])
+    body = json.loads(json.dumps(request.get("body")))
+    if "delete" in (body or {}):
+        body["delete"] = [ids[i] for i in body["delete"]]
+    return post(double, request["path"], body)
+
+
+def _queue_matches(
+    double: ComfyUIDouble,
+    expected: dict[str, Any],
+    ids: dict[str, str],
+    numbers: dict[int, int],
+    got: Any = None,
+) -> bool:
+    body = got if got is not None else get(double, "/queue").json()
+    translate = [[numbers[i[0]], ids[i[1]], i[2], i[3], i[4]] for i in expected["queue_running"]]
+    pending = sorted(
+        [[numbers[i[0]], ids[i[1]], i[2], i[3], i[4]] for i in expected["queue_pending"]]
+    )
+    return bool(
+        _strip_client(body["queue_running"]) == _strip_client(translate)
+        and _strip_client(sorted(body["queue_pending"])) == _strip_client(pending)
+    )
+
+
+def _strip_client(items: list[list[Any]]) -> list[list[Any]]:
+    """Queue items without client ids (the capture's ids were random per session)."""
+    return [
+        [i[0], i[1], i[2], {k: v for k, v in i[3].items() if k != "client_id"}, i[4]] for i in items
+    ]
+
+
+def test_history_paging_delete_and_clear(comfyui: ComfyUIDouble) -> None:
+    prompt = captured("ws_execute_success")["prompt"]
+    ids = []
+    for color in range(3):
+        prompt["1"]["inputs"]["color"] = color
+        ids.append(queue_prompt(comfyui, prompt))
+    wait_history(comfyui, ids[-1])
+    assert list(get(comfyui, "/history").json()) == ids
+    assert list(get(comfyui, "/history?max_items=1").json()) == ids[2:]
+    assert list(get(comfyui, "/history?max_items=2&offset=1").json()) == ids[1:]
+    assert get(comfyui, "/history/00000000-0000-0000-0000-000000000000").json() == {}
+    response = post(comfyui, "/history", {"delete": [ids[0]]})
+    assert (response.status_code, response.content) == (200, b"")
+    assert get(comfyui, f"/history/{ids[0]}").json() == {}
+    post(comfyui, "/history", {"clear": True})
+    assert get(comfyui, "/api/history").json() == {}
+
+
+def test_queued_and_running_prompts_have_no_history_yet(comfyui: ComfyUIDouble) -> None:
+    comfyui.stall()
+    running = queue_prompt(comfyui, captured("ws_execute_success")["prompt"], "a")
+    comfyui.wait_until_stalling()
+    pending = queue_prompt(comfyui, captured("ws_execute_cached")["prompt"] | {}, "b", front=True)
+    assert get(comfyui, "/prompt").json() == {"exec_info": {"queue_remaining": 2}}
+    queue = get(comfyui, "/queue").json()
+    assert [i[1] for i in queue["queue_running"]] == [running]
+    assert [(i[1], i[3], i[4]) for i in queue["queue_pending"]] == [
+        (pending, {"client_id": "b"}, ["2"])
+    ]
+    assert get(comfyui, f"/history/{running}").json() == {}
+    assert get(comfyui, f"/history/{pending}").json() == {}
+    comfyui.release()
+    wait_history(comfyui, pending)
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+def test_upload_cases_match_capture(comfyui: ComfyUIDouble) -> None:
+    cases = captured("upload_image")
+    a, b = b"\x89PNG first", b"\x89PNG second"
+
+    def upload(data: bytes, name: str = "ref.png", **fields: str) -> httpx.Response:
+        files = {"image": (name, data, "image/png")}
+        return httpx.post(comfyui.url + "/upload/image", files=files, data=fields, timeout=DEADLINE)
+
+    def expect(response: httpx.Response, case: str) -> None:
+        assert response.status_code == cases[case]["response"]["status"], case
+        assert response.json() == cases[case]["response"]["body"], case
+
+    expect(upload(a), "1_new_file")
+    expect(upload(b), "2_same_name_different_content_no_overwrite")
+    expect(upload(a), "3_same_name_identical_content_no_overwrite")
+    expect(upload(b + b"!", overwrite="true"), "4_same_name_different_content_overwrite_true")
+    assert (comfyui.input_dir / "ref.png").read_bytes() == b + b"!"
+    expect(upload(a, "face.png", subfolder="ipadapter_refs", type="input"), "5_subfolder")
+    expect(upload(a, "tmp_ref.png", type="temp"), "6_type_temp")
+    missing = httpx.post(
+        comfyui.url + "/upload/image", data={"overwrite": "true"}, files={"x": ("x", b"")}
+    )
+    assert (missing.status_code, missing.content) == (400, b"")
+    escape = upload(a, "x.png", subfolder="../../etc")
+    assert (escape.status_code, escape.content) == (400, b"")
+    expect(upload(b"\x00\x00\x00 ftyp", "clip.mp4"), "9_video_file_for_VHS_LoadVideo")
+    load_image = get(comfyui, "/object_info/LoadImage").json()
+    assert load_image == captured("get_object_info_LoadImage_after_upload")["response"]["body"] | {
+        "LoadImage": load_image["LoadImage"]
+        | {"input": {"required": {"image": [["ref (1).png", "ref.png"], {"image_upload": True}]}}}
+    }
+    video = get(comfyui, "/object_info/VHS_LoadVideo").json()["VHS_LoadVideo"]
+    assert video["input"]["required"]["video"][0] == ["clip.mp4"]
+
+
+def test_view_serves_ranges_head_and_refuses_escapes(comfyui: ComfyUIDouble) -> None:
+    cases = captured("view_responses")
+    (comfyui.output_dir / "capture_video_00001.mp4").write_bytes(
+        bytes(range(256)) * 9
+    )  # 2304 bytes
+    base = comfyui.url + "/view?filename=capture_video_00001.mp4&subfolder=&type=output"
+    full = httpx.get(base)
+    for header in ("Content-Disposition", "Content-Type", "Content-Length", "Accept-Ranges"):
+        assert full.headers[header] == cases["mp4_full"]["response"]["headers"][header]
+    assert "ETag" in full.headers
+    assert "Last-Modified" in full.headers
+    for case, header in (("mp4_range_0_99", "bytes=0-99"), ("mp4_range_100_open", "bytes=100-")):
+        part = httpx.get(base, headers={"Range": header})
+        expected = cases[case]["response"]
+        assert part.status_code == expected["status"] == 206
+        assert part.headers["Content-Range"] == expected["headers"]["Content-Range"]
+        assert len(part.content) == expected["body_bytes_len"]
+    head = httpx.head(base)
+    assert (head.status_code, head.headers["Content-Length"], head.content) == (200, "2304", b"")
+    for case in ("missing_file", "path_traversal", "unknown_type"):
+        response = httpx.get(comfyui.url + cases[case]["request"]["path"])
+        assert (response.status_code, response.content) == (cases[case]["response"]["status"], b"")
+    assert (
+        httpx.get(comfyui.url + "/view?filename=x.mp4&subfolder=../..&type=output").status_code
+        == 403
+    )
+
+
+def test_catalogue_routes(comfyui: ComfyUIDouble) -> None:
+    stats = get(comfyui, "/system_stats").json()
+    expected = captured("get_system_stats")["response"]["body"]
+    assert set(stats["system"]) == set(expected["system"])
+    assert set(stats["devices"][0]) == set(expected["devices"][0])
+    comfyui.set_vram(12_000_000_000, 3_000_000_000)
+    device = get(comfyui, "/api/system_stats").json()["devices"][0]
+    assert (device["vram_total"], device["vram_free"]) == (12_000_000_000, 3_000_000_000)
+    assert get(comfyui, "/features").json() == captured("get_features")["response"]["body"]
+    assert get(comfyui, "/models").json() == captured("get_models_list")["response"]["body"]
+    unknown = get(comfyui, "/models/no_such_folder")
+    assert (unknown.status_code, unknown.content) == (404, b"")
+    assert get(comfyui, "/object_info/NoSuchNode").json() == {}
+    everything = get(comfyui, "/api/object_info").json()
+    assert len(everything) == 271
+    assert everything["VHS_VideoCombine"]["output_node"] is True
+    assert post(comfyui, "/free", {"unload_models": True, "free_memory": True}).content == b""
+
+
+# -- WebSocket routing ---------------------------------------------------------------------------
+
+
+def test_socket_without_client_id_and_feature_flags(comfyui: ComfyUIDouble) -> None:
+    with connect(comfyui.ws_url) as ws:
+        first = json.loads(ws.recv(timeout=DEADLINE))
+        assert len(first["data"]["sid"]) == 32
+        assert int(first["data"]["sid"], 16) >= 0
+    handshake = captured("ws_feature_flags_handshake")
+    with connect(f"{comfyui.ws_url}?clientId=flags") as ws:
+        ws.recv(timeout=DEADLINE)
+        ws.send(json.dumps(handshake["client_sent_first"]))
+        assert json.loads(ws.recv(timeout=DEADLINE)) == handshake["messages"][1]["data"]
+
+
+def test_prompt_without_client_id_sends_only_broadcasts(
+    comfyui: ComfyUIDouble, ws_client: ClientConnection
+) -> None:
+    capture = captured("ws_prompt_without_client_id")
+    prompt_id = queue_prompt(comfyui, capture["prompt"])
+    expected = types(capture_sequence("ws_prompt_without_client_id"))
+    got: Messages = []
+    while len(got) < len(expected):
+        got.append(json.loads(ws_client.recv(timeout=DEADLINE)))
+    assert types(got) == expected
+    assert wait_history(comfyui, prompt_id)["status"]["status_str"] == "success"
+
+
+def test_new_socket_replaces_old_and_gets_the_running_node(
+    comfyui: ComfyUIDouble, ws_client: ClientConnection
+) -> None:
+    capture = captured("ws_reconnect_same_clientId_during_execution")
+    comfyui.stall(at="VHS_VideoCombine")
+    prompt_id = queue_prompt(comfyui, captured("ws_execute_success")["prompt"], "test-client")
+    comfyui.wait_until_stalling()
+    with connect(f"{comfyui.ws_url}?clientId=test-client") as second:
+        first_two = [json.loads(second.recv(timeout=DEADLINE)) for _ in range(2)]
+        expected = [m["data"] for m in capture["new_socket_messages"][:2]]
+        assert first_two[0]["data"]["sid"] == "test-client"
+        assert first_two[1] == expected[1] == {"type": "executing", "data": {"node": "2"}}
+        _drain(ws_client)
+        comfyui.release()
+        receive_until_done(second, prompt_id)
+        with pytest.raises(TimeoutError):
+            ws_client.recv(timeout=0.3)  # the replaced socket gets nothing more
+
+
+def _drain(ws: ClientConnection) -> None:
+    with pytest.raises(TimeoutError):
+        _receive_forever(ws, 0.2)
+
+
+def _receive_forever(ws: ClientConnection, timeout: float) -> None:
+    """Read until the socket fails: TimeoutError when quiet, ConnectionClosed when cut."""
+    while True:
+        ws.recv(timeout=timeout)
+
+
+# -- test controls -------------------------------------------------------------------------------
+
+
+def sampler_prompt(steps: int, seed: int = 0) -> dict[str, Any]:
+    prompt = t2v_prompt()
+    prompt["13"]["inputs"].update(steps=steps, seed=seed)
+    return prompt
+
+
+def test_step_seconds_sets_sampler_time(comfyui: ComfyUIDouble) -> None:
+    comfyui.step_seconds = 0.05
+    prompt_id = queue_prompt(comfyui, sampler_prompt(10))
+    wait_history(comfyui, prompt_id)
+    run = comfyui.runs[0]
+    assert run.ended_at is not None
+    assert run.ended_at - run.started_at >= 0.5
+    assert run.status == "success"
+
+
+def test_fail_at_node_id_and_times(comfyui: ComfyUIDouble) -> None:
+    comfyui.fail_at("13", "CUDA error: out of memory", "torch.OutOfMemoryError", times=1)
+    failed = queue_prompt(comfyui, sampler_prompt(2))
+    error = wait_history(comfyui, failed)["status"]["messages"][-1]
+    assert error[0] == "execution_error"
+    assert (error[1]["node_id"], error[1]["node_type"]) == ("13", "KSampler")
+    assert error[1]["exception_message"] == "CUDA error: out of memory\n"
+    assert error[1]["current_inputs"]["steps"] == [2]
+    ok = queue_prompt(comfyui, sampler_prompt(2))
+    assert wait_history(comfyui, ok)["status"]["status_str"] == "success"
+
+
+def test_stall_and_release(comfyui: ComfyUIDouble) -> None:
+    comfyui.stall()
+    prompt_id = queue_prompt(comfyui, sampler_prompt(2))
+    comfyui.wait_until_stalling()
+    time.sleep(0.1)  # a stalled prompt stays put; nothing to wait for but time
+    assert get(comfyui, f"/history/{prompt_id}").json() == {}
+    assert get(comfyui, "/queue").json()["queue_running"][0][1] == prompt_id
+    comfyui.release()
+    assert wait_history(comfyui, prompt_id)["status"]["completed"] is True
+
+
+def test_drop_sockets_cuts_clients_but_prompts_go_on(
+    comfyui: ComfyUIDouble, ws_client: ClientConnection
+) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    comfyui.stall()
+    prompt_id = queue_prompt(comfyui, sampler_prompt(2), "test-client")
+    comfyui.wait_until_stalling()
+    comfyui.drop_sockets()
+    with pytest.raises(ConnectionClosed):
+        _receive_forever(ws_client, DEADLINE)
+    with connect(f"{comfyui.ws_url}?clientId=test-client") as again:
+        json.loads(again.recv(timeout=DEADLINE))
+        comfyui.release()
+        assert types(receive_until_done(again, prompt_id))[-3:] == [
+            "execution_success",
+            "status",
+            "executing",
+        ]
+
+
+def test_silent_socket_sends_nothing_while_history_fills(comfyui: ComfyUIDouble) -> None:
+    comfyui.silent_socket = True
+    with connect(f"{comfyui.ws_url}?clientId=quiet") as ws:
+        prompt_id = queue_prompt(comfyui, sampler_prompt(2), "quiet")
+        assert wait_history(comfyui, prompt_id)["status"]["status_str"] == "success"
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.3)
+
+
+def test_history_delay_keeps_the_prompt_running_after_success(
+    comfyui: ComfyUIDouble, ws_client: ClientConnection
+) -> None:
+    comfyui.history_delay_seconds = 1.0
+    prompt_id = queue_prompt(comfyui, sampler_prompt(2), "test-client")
+    while json.loads(ws_client.recv(timeout=DEADLINE))["type"] != "execution_success":
+        pass
+    assert get(comfyui, f"/history/{prompt_id}").json() == {}
+    assert get(comfyui, "/queue").json()["queue_running"][0][1] == prompt_id
+    receive_until_done(ws_client, prompt_id)
+    assert wait_history(comfyui, prompt_id)["status"]["status_str"] == "success"
+
+
+def test_restart_loses_queue_history_and_sockets_but_keeps_files(
+    comfyui: ComfyUIDouble, ws_client: ClientConnection
+) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    done = queue_prompt(comfyui, captured("ws_execute_success")["prompt"], "test-client")
+    receive_until_done(ws_client, done)
+    comfyui.stall()
+    running = queue_prompt(comfyui, sampler_prompt(2), "test-client")
+    comfyui.wait_until_stalling()
+    pending = queue_prompt(comfyui, sampler_prompt(3), "test-client")
+    comfyui.restart()
+    with pytest.raises(ConnectionClosed):
+        _receive_forever(ws_client, DEADLINE)
+    assert get(comfyui, "/queue").json() == {"queue_running": [], "queue_pending": []}
+    for prompt_id in (done, running, pending):
+        assert get(comfyui, f"/history/{prompt_id}").json() == {}
+    assert (comfyui.output_dir / "capture_video_00001.mp4").is_file()
+    assert post(comfyui, "/prompt", {"prompt": sampler_prompt(2)}).json()["number"] == 0
+    assert [r.status for r in comfyui.runs][:2] == ["success", "lost"]
+
+
+def test_go_away_refuses_connections_then_comes_back_on_the_same_port(
+    comfyui: ComfyUIDouble,
+) -> None:
+    port = comfyui.port
+    comfyui.go_away()
+    with pytest.raises(httpx.ConnectError):
+        get(comfyui, "/system_stats")
+    comfyui.come_back()
+    assert comfyui.port == port
+    assert get(comfyui, "/system_stats").status_code == 200
+
+
+def test_observations_record_runs_and_gaps(comfyui_factory: Callable[..., ComfyUIDouble]) -> None:
+    first, second = comfyui_factory(), comfyui_factory()
+    assert first.port != second.port
+    ids = [queue_prompt(first, sampler_prompt(2, seed)) for seed in range(3)]
+    wait_history(first, ids[-1])
+    assert first.max_running == 1
+    assert first.max_queue_remaining >= 1
+    assert [r.prompt_id for r in first.runs] == ids
+    assert len(first.idle_gaps()) == 2
+    assert all(gap >= 0 for gap in first.idle_gaps())
+    assert second.runs == []
+
+
+def test_runs_as_a_process_driven_over_http(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "tests.comfyui_double", "--port", "0", "--root", str(tmp_path)]
+    with subprocess.Popen(
+        argv, cwd=Path(__file__).parents[1], stdout=subprocess.PIPE, text=True
+    ) as process:
+        _drive_process(process)
+
+
+def _drive_process(process: subprocess.Popen[str]) -> None:
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip().removeprefix("listening on ")
+        controls = httpx.post(url + "/__double__/controls", json={"step_seconds": 0.001}).json()
+        assert controls["step_seconds"] == 0.001
+        httpx.post(url + "/__double__/fail_at", json={"target": "KSampler", "message": "boom"})
+        prompt_id = httpx.post(url + "/prompt", json={"prompt": sampler_prompt(2)}).json()[
+            "prompt_id"
+        ]
+        wait_for(lambda: httpx.get(f"{url}/history/{prompt_id}").json(), what="history")
+        observed = httpx.get(url + "/__double__/observations").json()
+        assert [r["status"] for r in observed["runs"]] == ["error"]
+        httpx.post(url + "/__double__/go_away", json={"seconds": 0.5})
+        wait_for(lambda: _refused(url), what="the double to go away")
+        wait_for(lambda: not _refused(url), what="the double to come back")
+    finally:
+        process.terminate()
+        assert process.wait(timeout=DEADLINE) == 0
+
+
+def _refused(url: str) -> bool:
+    try:
+        httpx.get(url + "/prompt", timeout=1.0)
+    except httpx.ConnectError:
+        return True
+    return False

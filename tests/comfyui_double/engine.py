@@ -211,6 +211,7 @@ class Engine:
         if prompt_id and (running is None or running[1] != prompt_id):
             return
         self.interrupt_requested = True
+        self.stalled = False  # an interrupt ends a stall; a test may stall again right after
         self._wake.set()
 
     def stall(self, at: str | None = None) -> None:
@@ -353,7 +354,6 @@ class Engine:
         while True:
             if self.interrupt_requested:
                 self.interrupt_requested = False
-                self.stalled = False  # an interrupt ends a stall, so the next prompt runs
                 raise Interrupted
             if not self._stalls_here(run, tick):
                 return

@@ -377,11 +377,18 @@ def build_app(
     app = web.Application(middlewares=[origin_check], client_max_size=FEATURES["max_upload_size"])
     routes = Routes(engine, controller)
     for method, path, handler in routes.comfy_routes():
-        app.router.add_route(method, "/api" + path, handler)
-        app.router.add_route(method, path, handler)
+        _add(app, method, "/api" + path, handler)
+        _add(app, method, path, handler)
     for method, path, handler in control_routes:
-        app.router.add_route(method, path, handler)
+        _add(app, method, path, handler)
     return app
+
+
+def _add(app: web.Application, method: str, path: str, handler: Handler) -> None:
+    if method == "GET":
+        app.router.add_get(path, handler)  # aiohttp's GET routes answer HEAD too, as the real ones
+    else:
+        app.router.add_route(method, path, handler)
 
 
 def control_routes(engine: Engine, controller: Controller) -> list[tuple[str, str, Handler]]:
