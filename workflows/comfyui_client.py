@@ -48,11 +48,11 @@ from workflows.comfyui_types import (
     SystemStats,
     describe_rejection,
     execution_error,
+    find_queued,
     interrupted_error,
     parse_history_item,
     parse_queue,
     parse_system_stats,
-    queued_graph,
 )
 from workflows.models import InstalledModels, installed_models_from_object_info
 from workflows.progress import ProgressTracker
@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 _CANCEL_CHECK_S = 0.5
 # After /queue and /history both forget a prompt, ask again this often for history_retry_seconds.
 _UNKNOWN_RECHECK_S = 0.2
+# How often a prompt queued under another client id is polled: its events never reach us.
+_FOREIGN_POLL_S = 1.0
 _RECONNECT_MIN_S = 0.2
 _RECONNECT_MAX_S = 5.0
 # Previews are ~40 kB JPEGs (API.md §11.3); this only guards against a runaway frame.
@@ -328,18 +330,27 @@ class ComfyUIClient:
             ComfyUIInterrupted: cancelled through ``should_cancel``, or interrupted in ComfyUI.
             ComfyUIUnavailable: the backend went away or lost the prompt (retryable).
         """
-        known = prompt_id in self._graphs
         self._hub.register(prompt_id)
         try:
             self._start_socket()
-            graph = self._graphs.get(prompt_id) or self._queued_graph(prompt_id)
-            follower = _Follower(self, prompt_id, ProgressTracker(prompt_id, graph), on_progress)
-            # A prompt this client did not queue (a restarted worker's) may have sent its events
-            # elsewhere: ask the server at once rather than after a quiet period.
-            return follower.run(should_cancel, poll_now=not known)
+            follower = self._follower(prompt_id, on_progress)
+            return follower.run(should_cancel)
         finally:
             self._hub.forget(prompt_id)
             self._graphs.pop(prompt_id, None)
+
+    def _follower(self, prompt_id: str, on_progress: ProgressCallback) -> _Follower:
+        graph = self._graphs.get(prompt_id)
+        if graph is not None:
+            return _Follower(self, prompt_id, ProgressTracker(prompt_id, graph), on_progress)
+        # A prompt this client did not queue (a restarted worker's): its events go to the socket
+        # of the client id it was queued with, so unless that is ours, poll instead of waiting.
+        graph, client_id = find_queued(self._get_json("/queue"), prompt_id)
+        quiet_s = self.settings.quiet_socket_seconds
+        if client_id != self.client_id:
+            quiet_s = min(quiet_s, _FOREIGN_POLL_S)
+        tracker = ProgressTracker(prompt_id, graph)
+        return _Follower(self, prompt_id, tracker, on_progress, quiet_s=quiet_s, poll_now=True)
 
     def lookup(self, prompt_id: str) -> PromptLookup:
         """What ComfyUI knows of a prompt: pending, running, finished, failed or unknown.
@@ -426,9 +437,6 @@ class ComfyUIClient:
                 "ComfyUI at %s: no WebSocket yet, following prompts by polling", self.base_url
             )
 
-    def _queued_graph(self, prompt_id: str) -> dict[str, Any]:
-        return queued_graph(self._get_json("/queue"), prompt_id)
-
     def _history_item(self, prompt_id: str) -> dict[str, Any] | None:
         body = self._get_json(f"/history/{prompt_id}")
         item = body.get(prompt_id)
@@ -496,20 +504,21 @@ class _Follower:
         prompt_id: str,
         tracker: ProgressTracker,
         on_progress: ProgressCallback,
+        *,
+        quiet_s: float | None = None,
+        poll_now: bool = False,
     ) -> None:
         self._client = client
         self._prompt_id = prompt_id
         self._tracker = tracker
         self._on_progress = on_progress
-        self._quiet_s = client.settings.quiet_socket_seconds
+        self._quiet_s = client.settings.quiet_socket_seconds if quiet_s is None else quiet_s
         self._epoch = client._hub.epoch
-        self._poll_at = time.monotonic() + self._quiet_s
+        self._poll_at = time.monotonic() + (0.0 if poll_now else self._quiet_s)
         self._unknown_since: float | None = None
         self._cancel_checked_at = float("-inf")
 
-    def run(self, should_cancel: CancelCheck, *, poll_now: bool) -> PromptResult:
-        if poll_now:
-            self._poll_at = time.monotonic()
+    def run(self, should_cancel: CancelCheck) -> PromptResult:
         while True:
             self._check_cancel(should_cancel)
             now = time.monotonic()

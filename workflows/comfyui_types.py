@@ -169,12 +169,12 @@ def _queue_entry(item: list[Any]) -> QueueEntry:
     )
 
 
-def queued_graph(body: Mapping[str, Any], prompt_id: str) -> dict[str, Any]:
-    """The graph of a queued prompt, from a ``/queue`` answer; ``{}`` when it is not queued."""
+def find_queued(body: Mapping[str, Any], prompt_id: str) -> tuple[dict[str, Any], str | None]:
+    """The graph and client id of a prompt in a ``/queue`` answer; ``({}, None)`` if not there."""
     for item in [*(body.get("queue_running") or ()), *(body.get("queue_pending") or ())]:
         if len(item) > 2 and item[1] == prompt_id and isinstance(item[2], dict):
-            return item[2]
-    return {}
+            return item[2], _queue_entry(item).client_id
+    return {}, None
 
 
 def parse_history_item(prompt_id: str, item: Mapping[str, Any]) -> PromptLookup:
