@@ -1,0 +1,119 @@
+"""The manifest's ``export`` section as an ``ExportSpec``: defaults applied, ``engine: auto``
+decided (once, here, and recorded), and the checks that need the clips (transition length,
+output size)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from vidgen.specs import (
+    Engine,
+    ExportSpec,
+    InterpolateSpec,
+    OutputFormat,
+    Quality,
+    TransitionSpec,
+    TransitionType,
+    UpscaleSpec,
+)
+from watcher.resolve import MAX_OUTPUT_SIDE, Context, ManifestClip, resolve_model, same_model
+
+DEFAULT_TRANSITION_SEC = 0.5
+
+
+def resolve_export(
+    ctx: Context, clips: Sequence[ManifestClip], size: tuple[int, int], frame_rate: int
+) -> ExportSpec:
+    """Without ``export``: several clips are joined plainly, one clip is delivered as it is."""
+    section = ctx.data.get("export")
+    if section is None:
+        return ExportSpec(deliver_as_is=len(clips) == 1)
+    transition = _transition(ctx, section.get("transition") or {}, clips)
+    upscale = _upscale(ctx, section["upscale"], size) if "upscale" in section else None
+    interpolate = None
+    if "interpolate" in section:
+        interpolate = _interpolate(ctx, section["interpolate"], frame_rate)
+    return ExportSpec(
+        transition=transition,
+        upscale=upscale,
+        interpolate=interpolate,
+        format=OutputFormat(section.get("format", OutputFormat.MP4.value)),
+        quality=Quality(section.get("quality", Quality.STANDARD.value)),
+    )
+
+
+def _transition(
+    ctx: Context, section: Mapping[str, Any], clips: Sequence[ManifestClip]
+) -> TransitionSpec:
+    kind = TransitionType(section.get("type", TransitionType.NONE.value))
+    duration = float(section.get("duration", DEFAULT_TRANSITION_SEC))
+    if kind is TransitionType.NONE:
+        return TransitionSpec()
+    known = [(c.duration_sec, c.spec.clip_name) for c in clips if c.duration_sec is not None]
+    if len(clips) > 1 and known:
+        shortest, name = min(known)
+        if duration >= shortest:
+            where = ("export", "transition", "duration" if "duration" in section else "type")
+            ctx.problem(
+                where,
+                f"a {duration:g} s transition is as long as the shortest clip ({name}, "
+                f"{shortest:g} s) or longer; make it shorter",
+            )
+    return TransitionSpec(
+        type=kind, duration_sec=duration, direction=section.get("direction", "left")
+    )
+
+
+def _upscale(ctx: Context, section: Mapping[str, Any], size: tuple[int, int]) -> UpscaleSpec:
+    scale = int(section.get("scale", 2))
+    width, height = size[0] * scale, size[1] * scale
+    if max(width, height) > MAX_OUTPUT_SIDE:
+        ctx.problem(
+            ("export", "upscale", "scale" if "scale" in section else "upscale"),
+            f"upscaling {size[0]}x{size[1]} by {scale} gives {width}x{height}; "
+            f"no side may exceed {MAX_OUTPUT_SIDE} px",
+        )
+    model, engine = _engine_and_model(ctx, section, "upscale", ("export", "upscale"))
+    return UpscaleSpec(scale=scale, engine=engine, model=model)
+
+
+def _interpolate(ctx: Context, section: Mapping[str, Any], frame_rate: int) -> InterpolateSpec:
+    fps = int(section["fps"])
+    if fps <= frame_rate:
+        ctx.problem(
+            ("export", "interpolate", "fps"),
+            f"must be above the clips' frame rate ({frame_rate} fps), got {fps}",
+        )
+    model, engine = _engine_and_model(ctx, section, "rife", ("export", "interpolate"))
+    return InterpolateSpec(fps=fps, engine=engine, model=model)
+
+
+def _engine_and_model(
+    ctx: Context, section: Mapping[str, Any], kind: str, path: tuple[str, ...]
+) -> tuple[str, Engine]:
+    """``auto`` becomes comfyui when a reachable ComfyUI offers the model, ffmpeg otherwise."""
+    chosen = section.get("engine", "auto")
+    given = section.get("model")
+    name = str(given) if given is not None else str(getattr(ctx.settings.models, kind))
+    where = (*path, "model") if given is not None else path
+    stage = path[-1]
+    if chosen == Engine.FFMPEG.value:
+        return resolve_model(ctx, kind, name, None, None), Engine.FFMPEG
+    if chosen == Engine.COMFYUI.value:
+        if ctx.models is None:
+            ctx.notes.append(
+                f"{stage}: no ComfyUI is reachable now, so '{name}' was not checked; "
+                "the export waits for a backend"
+            )
+        return resolve_model(ctx, kind, name, where, None), Engine.COMFYUI
+    offered = ctx.models is not None and any(
+        same_model(name, candidate) for candidate in ctx.models.get(kind, ())
+    )
+    if offered:
+        ctx.notes.append(f"{stage}: engine auto → comfyui ({name})")
+        return resolve_model(ctx, kind, name, where, None), Engine.COMFYUI
+    reason = "no ComfyUI is reachable" if ctx.models is None else f"ComfyUI does not offer {name}"
+    fallback = "lanczos scaling" if kind == "upscale" else "minterpolate"
+    ctx.notes.append(f"{stage}: engine auto → ffmpeg ({fallback}): {reason}")
+    return resolve_model(ctx, kind, name, None, None), Engine.FFMPEG

@@ -1,0 +1,177 @@
+"""Reading a manifest exactly as intake does, for intake and for ``vidgen validate``.
+
+bytes → limits and UTF-8 → YAML (with lines) → a mapping → every schema error → the checks the
+schema cannot express → frozen values with every default applied (``Manifest``), or a
+``CancelRequest``. Every problem names its YAML path and line (``vidgen.errors.Problem``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vidgen.config import Settings
+from vidgen.errors import ManifestError, Problem
+from vidgen.specs import ExportSpec
+from watcher.export import resolve_export
+from watcher.resolve import (
+    Context,
+    ManifestClip,
+    clip_entries,
+    resolve_clip,
+    resolve_size,
+    resolved_project,
+)
+from watcher.schema_messages import schema_problems
+from watcher.yaml_lines import MAX_BYTES, parse_yaml
+
+# Installed models by kind ('checkpoint', 'vae', 'motion_module', 'ip_adapter', 'clip_vision',
+# 'upscale', 'rife'), or None when no ComfyUI backend is reachable.
+Catalogue = Callable[[], Mapping[str, Sequence[str]] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """An accepted manifest: the project and its clips, every default applied."""
+
+    file_name: str
+    display_name: str
+    project_name: str
+    description: str
+    width: int
+    height: int
+    frame_rate: int
+    clips: tuple[ManifestClip, ...]
+    export: ExportSpec
+    notes: tuple[str, ...] = ()
+
+    @property
+    def resolution(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    """``cancel: NAME``: stop the jobs of the project named (or of the job with that id)."""
+
+    file_name: str
+    target: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationResult:
+    """What reading one file found: the manifest, or every problem (never both)."""
+
+    path: Path
+    manifest: Manifest | CancelRequest | None
+    problems: tuple[Problem, ...] = ()
+    missing: tuple[Problem, ...] = ()  # referenced files that are not (yet) in the inbox
+    references: tuple[Path, ...] = ()  # referenced files found, inside the inbox
+
+    @property
+    def ok(self) -> bool:
+        return self.manifest is not None
+
+    @property
+    def only_missing_files(self) -> bool:
+        """Every problem is a referenced file not there yet: worth waiting for."""
+        return bool(self.missing) and set(self.problems) <= set(self.missing)
+
+    def format(self, file_name: str | None = None) -> str:
+        """The problems in the one format, ``FILE:LINE: PATH: MESSAGE``, one per line."""
+        return ManifestError(list(self.problems)).format(file_name or self.path.name)
+
+
+def check_file(path: Path, settings: Settings, catalogue: Catalogue | None) -> ValidationResult:
+    """``vidgen validate``: a file outside an inbox takes its own folder as its inbox."""
+    return read_manifest(path, settings, catalogue, inbox=path.parent)
+
+
+def read_manifest(
+    path: Path,
+    settings: Settings,
+    catalogue: Catalogue | None,
+    *,
+    inbox: Path,
+    file_name: str | None = None,
+) -> ValidationResult:
+    """Read and check ``path`` as dropped into ``inbox`` under ``file_name``.
+
+    Raises:
+        OSError: the file itself cannot be read (gone, or its share away); callers decide.
+    """
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_BYTES + 1)
+    return validate_bytes(
+        raw, settings, catalogue, inbox=inbox, file_name=file_name or path.name, path=path
+    )
+
+
+def validate_bytes(
+    raw: bytes,
+    settings: Settings,
+    catalogue: Catalogue | None,
+    *,
+    inbox: Path,
+    file_name: str,
+    path: Path,
+) -> ValidationResult:
+    """The whole check of a manifest's bytes; ``path`` is only reported back."""
+    try:
+        document = parse_yaml(raw)
+    except ManifestError as exc:
+        return ValidationResult(path, None, tuple(exc.problems))
+    if not isinstance(document.data, dict):
+        return ValidationResult(path, None, (_not_a_mapping(document.data),))
+    problems = schema_problems(document)
+    if problems:
+        return ValidationResult(path, None, tuple(problems))
+    if "cancel" in document.data:
+        line = document.line_of(("cancel",))
+        return ValidationResult(
+            path, CancelRequest(file_name, str(document.data["cancel"]).strip(), line)
+        )
+    models = catalogue() if catalogue is not None else None
+    ctx = Context(document=document, settings=settings, inbox=inbox, models=models)
+    manifest = _resolve(ctx, file_name)
+    return ValidationResult(
+        path,
+        None if ctx.problems else manifest,
+        tuple(ctx.problems),
+        tuple(ctx.missing),
+        tuple(ctx.references),
+    )
+
+
+def _not_a_mapping(data: Any) -> Problem:
+    if data is None:
+        message = "the manifest is empty; the smallest manifest is one line: `prompt: …`"
+    else:
+        message = "expected a mapping of settings such as `prompt: a red fox running through snow`"
+    return Problem("", 1, message)
+
+
+def _resolve(ctx: Context, file_name: str) -> Manifest:
+    size = resolve_size(ctx)
+    frame_rate = ctx.settings.generation.frame_rate
+    clips = tuple(
+        resolve_clip(ctx, index, path, clip, size)
+        for index, (path, clip) in enumerate(clip_entries(ctx.data))
+    )
+    export = resolve_export(ctx, clips, size, frame_rate)
+    display, name, description = resolved_project(ctx, file_name)
+    return Manifest(
+        file_name=file_name,
+        display_name=display,
+        project_name=name,
+        description=description,
+        width=size[0],
+        height=size[1],
+        frame_rate=frame_rate,
+        clips=clips,
+        export=export,
+        notes=tuple(dict.fromkeys(ctx.notes)),
+    )
