@@ -630,10 +630,7 @@ def test_queue_operations_replay_the_capture(comfyui: ComfyUIDouble) -> None:
             assert response.status_code == 200
             continue
         if "queue before clear" in operation["label"] or "at end" in operation["label"]:
-            wait_for(
-                lambda body=expected["body"]: _queue_matches(comfyui, body, ids, numbers),
-                what=operation["label"],
-            )
+            _wait_queue(comfyui, expected["body"], ids, numbers, operation["label"])
             continue
         response = _replay(comfyui, request, ids)
         assert response.status_code == expected["status"], operation["label"]
@@ -657,6 +654,16 @@ def _replay(double: ComfyUIDouble, request: dict[str, Any], ids: dict[str, str])
     if "delete" in (body or {}):
         body["delete"] = [ids[i] for i in body["delete"]]
     return post(double, request["path"], body)
+
+
+def _wait_queue(
+    double: ComfyUIDouble,
+    body: dict[str, Any],
+    ids: dict[str, str],
+    numbers: dict[int, int],
+    label: str,
+) -> None:
+    wait_for(lambda: _queue_matches(double, body, ids, numbers), what=label)
 
 
 def _queue_matches(
@@ -1029,3 +1036,46 @@ def _refused(url: str) -> bool:
     except httpx.ConnectError:
         return True
     return False
+
+
+GRAPHS = sorted(p.stem for p in CAPTURED.glob("graph_*.json"))
+
+
+@pytest.mark.parametrize("graph", GRAPHS)
+def test_captured_graphs_validate_and_run(comfyui: ComfyUIDouble, clip: str, graph: str) -> None:
+    for name in ("ref.png", "example.png"):
+        upload_png(comfyui, name)
+    upload_png(comfyui, "face.png", subfolder="ipadapter_refs")
+    capture = captured(graph)
+    text = json.dumps(capture["request"]["body"]["prompt"]).replace(
+        "/opt/ComfyUI/input/", f"{comfyui.input_dir}/"
+    )
+    response = post(comfyui, "/prompt", {"prompt": json.loads(text)})
+    assert response.status_code == capture["response"]["status"] == 200
+    history = wait_history(comfyui, response.json()["prompt_id"])
+    assert history["status"]["status_str"] == "success"
+    for output in history["outputs"].values():
+        for item in output.get("gifs", []) + output.get("images", []):
+            folder = comfyui.root_dir / item["type"] / item["subfolder"]
+            assert (folder / item["filename"]).stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("video_format", "ext", "codec"),
+    [("video/webm", "webm", "vp9"), ("image/gif", "gif", "gif"), ("video/h265-mp4", "mp4", "hevc")],
+)
+def test_other_formats_write_matching_containers(
+    comfyui: ComfyUIDouble, video_format: str, ext: str, codec: str
+) -> None:
+    prompt = captured("ws_execute_success")["prompt"]
+    prompt["1"]["inputs"].update(batch_size=4)
+    prompt["2"]["inputs"].update(format=video_format, save_output=False)
+    history = wait_history(comfyui, queue_prompt(comfyui, prompt))
+    gif = history["outputs"]["2"]["gifs"][0]
+    assert (gif["filename"], gif["type"], gif["format"]) == (
+        f"capture_video_00001.{ext}",
+        "temp",
+        video_format,
+    )
+    stream = ffprobe(comfyui.temp_dir / gif["filename"])["streams"][0]
+    assert (stream["codec_name"], stream["nb_read_frames"]) == (codec, "4")

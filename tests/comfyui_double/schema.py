@@ -149,9 +149,5 @@ class NodeSchemas:
             return [n for n in names if n.lower().endswith(VIDEO_EXTENSIONS)]
         return names
 
-    def spec_with_live_lists(self, class_type: str) -> NodeInfo:
-        """Alias kept short for the validator: the schema with today's combo lists."""
-        return self.node_info(class_type)
-
     def all_node_info(self) -> dict[str, NodeInfo]:
         return {class_type: self.node_info(class_type) for class_type in self._base}

@@ -314,9 +314,9 @@ class Routes:
         if "filename" not in query:
             return empty(404)
         name, kind = query["filename"], query.get("type", "output")
-        for suffix, folder in (("[input]", "input"), ("[output]", "output"), ("[temp]", "temp")):
+        for suffix, annotated in (("[input]", "input"), ("[output]", "output"), ("[temp]", "temp")):
             if name.endswith(" " + suffix):
-                name, kind = name[: -len(suffix) - 1], folder
+                name, kind = name[: -len(suffix) - 1], annotated
         if not name or name.startswith("/") or ".." in name:
             return empty(400)
         if kind not in ("input", "output", "temp"):
