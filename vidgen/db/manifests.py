@@ -1,0 +1,344 @@
+"""Recording an accepted manifest: project, clips, jobs and the Manifest row in one transaction,
+by DESIGN's build-system rule.
+
+A clip whose settingsHash matches an existing clip of the project keeps that clip (and its video);
+a clip with no seed matches an existing clip whose other settings are equal and keeps its seed.
+Changed and failed clips get new generate jobs, clips left out are ``removed``, and every
+manifest that changes anything gets one export job; one that changes nothing queues nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from vidgen.db.jobs import add_export_job, add_generate_job, cancel_project
+from vidgen.db.models import (
+    Clip,
+    ClipStatus,
+    Job,
+    JobStatus,
+    JobType,
+    Manifest,
+    ManifestStatus,
+    Project,
+    ProjectStatus,
+    RunsOn,
+)
+from vidgen.db.session import Database
+from vidgen.errors import DatabaseUnavailable
+from vidgen.specs import ClipSpec, GenerationMode, clip_spec_to_json
+
+_TRIES = 3
+_KEPT = (ClipStatus.READY, ClipStatus.QUEUED, ClipStatus.GENERATING)
+_LIVE_JOBS = (JobStatus.QUEUED, JobStatus.ACTIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedClip:
+    """One clip of the manifest, in order, with its reference files already in storage."""
+
+    spec: ClipSpec
+    seed: int | None  # None: keep a matching clip's seed, else draw one
+    runs_on: RunsOn
+    settings_hash: Callable[[int], str]  # the clip's settingsHash with the given seed
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRecord:
+    manifest_id: str
+    project_name: str
+    display_name: str
+    description: str
+    resolution: str
+    frame_rate: int
+    outbox: str
+    source_path: str
+    stored_path: str
+    content_hash: str
+    clips: tuple[PlannedClip, ...]
+    export_settings: dict[str, Any]  # the export job's jobSettings
+    resolved: dict[str, Any]  # the resolved manifest; its "clips" are filled in here
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    project_id: str
+    clip_ids: tuple[str, ...]
+    specs: tuple[ClipSpec, ...]  # as recorded: seeds drawn or kept
+    generate_job_ids: tuple[str, ...]
+    export_job_id: str | None  # None: nothing changed, nothing queued
+    resolved: dict[str, Any] = field(default_factory=dict)
+
+
+def record_manifest(
+    database: Database, record: ManifestRecord, draw_seed: Callable[[], int]
+) -> RecordOutcome:
+    """One transaction; a project created by another intake at the same moment is retried."""
+    for attempt in range(_TRIES):
+        try:
+            with database.session() as session:
+                return _record(session, record, draw_seed, lock=database.is_mysql)
+        except IntegrityError:
+            if attempt == _TRIES - 1:
+                raise
+    raise DatabaseUnavailable("recording the manifest kept colliding")  # pragma: no cover
+
+
+def manifest_recorded(database: Database, manifest_id: str) -> bool:
+    """Whether the Manifest row exists: the commit point of intake."""
+    with database.session() as session:
+        return session.get(Manifest, manifest_id) is not None
+
+
+def stored_path_of(database: Database, manifest_id: str) -> tuple[str | None, dict[str, Any]]:
+    """Where a recorded manifest goes in storage, and its resolved form."""
+    with database.session() as session:
+        row = session.get_one(Manifest, manifest_id)
+        return row.stored_path, dict(row.resolved_manifest or {})
+
+
+def _record(
+    session: Session, record: ManifestRecord, draw_seed: Callable[[], int], *, lock: bool
+) -> RecordOutcome:
+    project = _project(session, record, lock=lock)
+    existing = list(session.scalars(select(Clip).where(Clip.project_id == project.id)))
+    before = [c.id for c in sorted(_active(existing), key=lambda c: c.order_index)]
+    unused = _active(existing) + [
+        c for c in existing if c.clip_status == ClipStatus.REMOVED and c.file_path
+    ]
+    clips: list[Clip] = []
+    specs: list[ClipSpec] = []
+    new_jobs: list[str] = []
+    for index, planned in enumerate(record.clips):
+        clip, spec, job_id = _place(session, project.id, planned, unused, draw_seed)
+        clip.order_index = index
+        clip.clip_name = spec.clip_name
+        clips.append(clip)
+        specs.append(spec)
+        if job_id:
+            new_jobs.append(job_id)
+    for left_out in _active(unused):
+        left_out.clip_status = ClipStatus.REMOVED
+    resolved = {**record.resolved, "clips": [clip_spec_to_json(s) for s in specs]}
+    clip_ids = [c.id for c in clips]
+    export_id = None
+    if new_jobs or before != clip_ids or _export_differs(session, project.id, record):
+        project.project_status = ProjectStatus.ACTIVE
+        waits_for = new_jobs + _live_generate_jobs(session, project.id, set(clip_ids))
+        runs_on = RunsOn.COMFYUI if _needs_comfyui(record) else RunsOn.CPU
+        export = add_export_job(
+            session, project.id, clip_ids, record.export_settings, waits_for, runs_on
+        )
+        export_id = export.id
+    session.add(_manifest_row(record, project.id, resolved))
+    return RecordOutcome(
+        project.id, tuple(clip_ids), tuple(specs), tuple(new_jobs), export_id, resolved
+    )
+
+
+def _active(clips: Sequence[Clip]) -> list[Clip]:
+    return [c for c in clips if c.clip_status != ClipStatus.REMOVED]
+
+
+def _project(session: Session, record: ManifestRecord, *, lock: bool) -> Project:
+    query = select(Project).where(Project.project_name == record.project_name)
+    if lock:
+        query = query.with_for_update()
+    project = session.scalars(query).one_or_none()
+    if project is None:
+        project = Project(project_name=record.project_name)
+        session.add(project)
+    project.display_name = record.display_name[:200]
+    project.description = record.description
+    project.resolution = record.resolution
+    project.frame_rate = record.frame_rate
+    project.outbox_path = record.outbox
+    session.flush()
+    return project
+
+
+def _place(
+    session: Session,
+    project_id: str,
+    planned: PlannedClip,
+    unused: list[Clip],
+    draw_seed: Callable[[], int],
+) -> tuple[Clip, ClipSpec, str | None]:
+    """The clip row for ``planned``: a matching one kept (or tried again), else a new one."""
+    match = None if planned.spec.regenerate else _match(planned, unused)
+    if match is not None:
+        unused.remove(match)
+        spec = replace(planned.spec, seed=match.seed_value)
+        if match.clip_status in (ClipStatus.READY, ClipStatus.REMOVED) and match.file_path:
+            match.clip_status = ClipStatus.READY
+            return match, spec, None
+        if match.clip_status in _KEPT:
+            return match, spec, None
+        # A failed or cancelled clip is tried again, in place.
+        match.clip_status = ClipStatus.QUEUED
+        match.error_message = None
+        return match, spec, _generate_job(session, project_id, match, spec, planned.runs_on)
+    seed = planned.seed
+    if seed is None:
+        seed = 0 if planned.spec.mode is GenerationMode.IMPORTED else draw_seed()
+    spec = replace(planned.spec, seed=seed)
+    clip = _new_clip(spec, project_id, planned.settings_hash(seed))
+    session.add(clip)
+    session.flush()
+    return clip, spec, _generate_job(session, project_id, clip, spec, planned.runs_on)
+
+
+def _match(planned: PlannedClip, candidates: Sequence[Clip]) -> Clip | None:
+    for candidate in candidates:
+        if candidate.generation_mode != planned.spec.mode:
+            continue
+        if planned.seed is not None and candidate.seed_value != planned.seed:
+            continue
+        if planned.settings_hash(candidate.seed_value) == candidate.settings_hash:
+            return candidate
+    return None
+
+
+def _generate_job(
+    session: Session, project_id: str, clip: Clip, spec: ClipSpec, runs_on: RunsOn
+) -> str:
+    job = add_generate_job(session, project_id, clip.id, clip_spec_to_json(spec), runs_on)
+    return job.id
+
+
+def _new_clip(spec: ClipSpec, project_id: str, settings_hash: str) -> Clip:
+    image_to_video = spec.mode is GenerationMode.IMAGE_TO_VIDEO
+    return Clip(
+        project_id=project_id,
+        clip_name=spec.clip_name[:200],
+        order_index=0,
+        generation_mode=spec.mode.value,
+        prompt=spec.prompt,
+        negative_prompt=spec.negative_prompt,
+        seed_value=spec.seed,
+        steps_count=spec.steps,
+        cfg_scale=spec.cfg,
+        frame_count=spec.frames,
+        width=spec.width,
+        height=spec.height,
+        checkpoint=spec.checkpoint,
+        motion_module=spec.motion_module,
+        reference_image=spec.reference_image or spec.video,
+        ip_adapter_weight=spec.ip_adapter_weight if image_to_video else None,
+        settings_hash=settings_hash,
+        clip_status=ClipStatus.QUEUED,
+    )
+
+
+def _export_differs(session: Session, project_id: str, record: ManifestRecord) -> bool:
+    """A new export unless the last one made (or is making) exactly this."""
+    last = session.scalars(
+        select(Job)
+        .where(Job.project_id == project_id, Job.job_type == JobType.EXPORT)
+        .order_by(Job.created_at.desc(), Job.id)
+        .limit(1)
+    ).one_or_none()
+    if last is None or last.job_status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        return True
+    return dict(last.job_settings) != record.export_settings
+
+
+def _live_generate_jobs(session: Session, project_id: str, clip_ids: set[str]) -> list[str]:
+    jobs = session.scalars(
+        select(Job).where(
+            Job.project_id == project_id,
+            Job.job_type == JobType.GENERATE,
+            Job.job_status.in_(_LIVE_JOBS),
+        )
+    )
+    return [job.id for job in jobs if clip_ids & set(job.input_clip_ids)]
+
+
+def _needs_comfyui(record: ManifestRecord) -> bool:
+    export = record.export_settings.get("export", {})
+    return any(
+        (export.get(stage) or {}).get("engine") == "comfyui" for stage in ("upscale", "interpolate")
+    )
+
+
+def _manifest_row(record: ManifestRecord, project_id: str, resolved: dict[str, Any]) -> Manifest:
+    return Manifest(
+        id=record.manifest_id,
+        project_id=project_id,
+        source_path=record.source_path[:1024],
+        stored_path=record.stored_path,
+        content_hash=record.content_hash,
+        status=ManifestStatus.ACCEPTED,
+        errors=[],
+        resolved_manifest=resolved,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTarget:
+    project_id: str
+    project_name: str
+
+
+def find_cancel_target(database: Database, target: str, derived_name: str) -> CancelTarget | None:
+    """The project ``cancel: target`` means: by projectName, display name, or a job's id."""
+    with database.session() as session:
+        project = session.scalars(
+            select(Project).where(
+                or_(
+                    Project.project_name == target,
+                    Project.project_name == derived_name,
+                    Project.display_name == target,
+                )
+            )
+        ).first()
+        if project is None:
+            job = session.get(Job, target)
+            project = session.get(Project, job.project_id) if job is not None else None
+        return None if project is None else CancelTarget(project.id, project.project_name)
+
+
+def record_cancel(
+    database: Database,
+    target: CancelTarget,
+    *,
+    manifest_id: str,
+    source_path: str,
+    stored_path: str,
+    content_hash: str,
+) -> int:
+    """Cancel the project's jobs and record the cancel manifest, in one transaction."""
+    with database.session() as session:
+        count = cancel_project(database, target.project_id, session)
+        session.add(
+            Manifest(
+                id=manifest_id,
+                project_id=target.project_id,
+                source_path=source_path[:1024],
+                stored_path=stored_path,
+                content_hash=content_hash,
+                status=ManifestStatus.CANCEL,
+                errors=[],
+                resolved_manifest={"cancel": target.project_name},
+            )
+        )
+        return count
+
+
+__all__ = [
+    "CancelTarget",
+    "ManifestRecord",
+    "PlannedClip",
+    "RecordOutcome",
+    "find_cancel_target",
+    "manifest_recorded",
+    "record_cancel",
+    "record_manifest",
+    "stored_path_of",
+]

@@ -1,0 +1,137 @@
+"""File moves of intake, each one step that a crash leaves either done or not done.
+
+A claim is a rename into ``inbox/.vidgen/processing/<manifestId>__<name>`` (atomic on one
+filesystem, so of two watchers exactly one wins); while a process works on a claimed file it
+holds an advisory lock on it, so ``recover()`` in another process never takes over live work.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+from vidgen.naming import temporary_sibling
+
+PROCESSING = Path(".vidgen") / "processing"
+REJECTED = "rejected"
+ERROR_SUFFIX = ".error.txt"
+CLAIM_SEPARATOR = "__"
+_NAME_MAX_BYTES = 255
+
+
+def processing_dir(inbox: Path) -> Path:
+    return inbox / PROCESSING
+
+
+def claim_name(manifest_id: str, original: str) -> str:
+    """``<manifestId>__<original>``, the original shortened from the front if the whole name
+    would pass the filesystem's 255-byte limit (the extension is kept)."""
+    prefix = f"{manifest_id}{CLAIM_SEPARATOR}"
+    room = _NAME_MAX_BYTES - len(prefix.encode())
+    encoded = original.encode("utf-8", "surrogateescape")
+    if len(encoded) > room:
+        original = encoded[-room:].decode("utf-8", "ignore")
+    return prefix + original
+
+
+def split_claim(name: str) -> tuple[str, str] | None:
+    """``(manifestId, original name)`` of a claimed file, or None for a file that is not one."""
+    manifest_id, separator, original = name.partition(CLAIM_SEPARATOR)
+    return (manifest_id, original) if separator and len(manifest_id) == 36 and original else None
+
+
+def try_lock(handle: BinaryIO) -> bool:
+    """An exclusive advisory lock on an open file, without waiting; released on close or death."""
+    if sys.platform == "win32":  # Windows has no flock; the claim rename alone decides there
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def move_no_clobber(source: Path, target: Path) -> bool:
+    """Move ``source`` to ``target`` unless ``target`` exists; False when it does.
+
+    A hard link fails if the name is taken (atomic, no race with another process); where the
+    filesystem has no hard links (some SMB shares) a checked rename is the best available.
+    """
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        if target.exists():
+            return False
+        source.rename(target)
+        return True
+    source.unlink()
+    return True
+
+
+def rejected_target(inbox: Path, original: str, attempt: int) -> Path:
+    """``rejected/trip.yaml``, then ``rejected/trip-2.yaml``, ``trip-3.yaml``…"""
+    folder = inbox / REJECTED
+    if attempt <= 1:
+        return folder / original
+    name = Path(original)
+    return folder / f"{name.stem}-{attempt}{name.suffix}"
+
+
+def write_atomically(target: Path, text: str) -> None:
+    """``target`` appears whole with ``text``, or keeps its old content."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = temporary_sibling(target)
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def copy_atomically(source: Path, target: Path) -> None:
+    """A copy of ``source`` at ``target`` that appears whole or not at all."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = temporary_sibling(target)
+    try:
+        shutil.copyfile(source, partial)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def find_same_content(folder: Path, size: int, digest: str) -> Path | None:
+    """A file in ``folder`` with these bytes (a reference stored before, or by a crashed try)."""
+    try:
+        candidates = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    except FileNotFoundError:
+        return None
+    for candidate in sorted(candidates):
+        same_size = candidate.is_file() and candidate.stat().st_size == size
+        if same_size and sha256_file(candidate) == digest:
+            return candidate
+    return None
