@@ -29,6 +29,7 @@ __all__ = [
     "extract_thumbnail",
     "ffmpeg_version",
     "file_arg",
+    "filter_number",
     "probe",
     "run",
     "summarize_stderr",
@@ -93,6 +94,11 @@ def file_arg(path: Path | str) -> str:
     prefix makes every name a plain local path.
     """
     return f"file:{path}"
+
+
+def filter_number(value: float) -> str:
+    """A number as a filter option: ``1.5``, ``24``, never ``1.5000000001`` or ``2.0``."""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
 def probe(path: Path) -> MediaInfo:

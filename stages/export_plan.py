@@ -1,0 +1,582 @@
+"""The export plan: the ordered steps an export job runs, and what ``vidgen validate`` prints.
+
+A step is ONE ffmpeg run or ONE ComfyUI stage. Neighbouring stages that FFmpeg alone performs are
+fused into one ffmpeg run (join + transitions + minterpolate + lanczos + encode): no intermediate
+file, one decode, one encode. Only a ComfyUI stage splits the run, e.g.
+``ffmpeg merge -> comfyui upscale -> ffmpeg rest + encode``, with near-lossless intermediates in
+the work folder the caller gives. Each stage module contributes its filters and cost; this module
+orders and fuses them, and :func:`execute_ffmpeg_step` runs one ffmpeg step.
+
+Stage order: merge, interpolate, upscale, encode, except that ComfyUI upscales before a ComfyUI
+interpolation. Interpolating first means the costly interpolation sees small frames (minterpolate
+costs per pixel; RIFE on 2048² frames strains a 12 GB card); with both on the GPU, Real-ESRGAN is
+the costly one, so it goes first and sees the fewest frames (docs/export.md).
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from stages import encode, interpolate, merge, upscale
+from stages.ffmpeg_runner import file_arg, filter_number, run
+from stages.merge import ClipInput
+from vidgen.errors import StorageError, VidgenError
+from vidgen.specs import Engine, ExportSpec, OutputFormat, Quality, TransitionSpec
+
+__all__ = [
+    "ComfyUIStep",
+    "ExportPlan",
+    "ExportPlanError",
+    "FFmpegStep",
+    "Step",
+    "VideoShape",
+    "build_export_plan",
+    "deliver_as_is_step",
+    "describe",
+    "execute_ffmpeg_step",
+]
+
+# Start-up and teardown of one ffmpeg process, measured at ~0.1 s on 2 cores.
+_STEP_OVERHEAD_SEC = 0.15
+# Decoding an H.264 input, per megapixel of frames (measured).
+_DECODE_SEC_PER_MPX = 0.004
+
+
+class ExportPlanError(VidgenError):
+    """The export cannot be made from these clips; ``path`` is the manifest key to blame."""
+
+    def __init__(self, user_message: str, *, path: str) -> None:
+        super().__init__(user_message)
+        self.path = path
+
+
+@dataclass(frozen=True, slots=True)
+class VideoShape:
+    """Size, rate and length of the video flowing between stages."""
+
+    width: int
+    height: int
+    fps: float
+    duration_sec: float
+
+    @property
+    def frame_count(self) -> int:
+        return round(self.duration_sec * self.fps)
+
+    @property
+    def mpx_frames(self) -> float:
+        return self.width * self.height * self.frame_count / 1e6
+
+    def describe(self) -> str:
+        return (
+            f"{self.width}x{self.height}, {filter_number(self.fps)} fps, "
+            f"{self.duration_sec:.3f} s ({self.frame_count} frames)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FFmpegStep:
+    """One ffmpeg run: ``args`` (file names already ``file:``-prefixed) writes ``output``."""
+
+    stages: tuple[str, ...]  # e.g. ("merge", "upscale", "encode"): what this run fuses
+    details: tuple[str, ...]  # one phrase per stage, for describe()
+    args: tuple[str, ...]
+    inputs: tuple[Path, ...]
+    output: Path
+    shape: VideoShape
+    stream_copy: bool
+    estimated_sec: float
+    estimated_bytes: int
+    concat_list: Path | None = None  # written from concat_text before the run, removed after
+    concat_text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ComfyUIStep:
+    """One ComfyUI stage: upload ``input``, run the graph, save the result video to ``output``.
+
+    The result must hold ``output_frames`` frames of ``output_size``. Upscale: every frame
+    ``scale`` times larger (2x = the 4x model, then half size), same count and rate. Interpolate:
+    RIFE with ``multiplier``, i.e. ``(n-1)*multiplier+1`` frames written at
+    ``input fps * multiplier``; the next ffmpeg step holds the last frame and resamples.
+    """
+
+    stage: str  # "upscale" | "interpolate"
+    model: str
+    input: Path
+    output: Path
+    input_shape: VideoShape
+    scale: int
+    multiplier: int
+    output_size: tuple[int, int]
+    output_frames: int
+    output_fps: float
+    estimated_sec: float
+    estimated_bytes: int
+
+
+Step = FFmpegStep | ComfyUIStep
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPlan:
+    """The steps in order; the last one writes ``output`` with ``shape``."""
+
+    steps: tuple[Step, ...]
+    output: Path
+    shape: VideoShape
+    format: OutputFormat
+    quality: Quality
+
+    @property
+    def estimated_sec(self) -> float:
+        return sum(s.estimated_sec for s in self.steps)
+
+    @property
+    def estimated_bytes(self) -> int:
+        return self.steps[-1].estimated_bytes
+
+    def progress(self, step_index: int, fraction: float) -> float:
+        """Overall 0..1 when step ``step_index`` is ``fraction`` done, weighted by estimates."""
+        done = sum(s.estimated_sec for s in self.steps[:step_index])
+        current = self.steps[step_index].estimated_sec * min(max(fraction, 0.0), 1.0)
+        return (done + current) / self.estimated_sec
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One stage's contribution to a fused ffmpeg run: a linear chain of filters."""
+
+    stage: str
+    detail: str
+    filters: tuple[str, ...]
+    shape: VideoShape
+    cost_sec: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """Where a fused run's video comes from: the clips being joined, or one file."""
+
+    args: tuple[str, ...]
+    inputs: tuple[Path, ...]
+    graph: str = ""  # filters writing [label]; empty when the input is used as it is
+    label: str = "0:v"
+    copy_codec: str | None = None  # set when the packets may be copied unchanged
+    stages: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+    cost_sec: float = 0.0
+    concat: tuple[Path, str] | None = None
+
+
+def build_export_plan(
+    spec: ExportSpec,
+    clips: Sequence[ClipInput],
+    *,
+    size: tuple[int, int],
+    fps: float,
+    output: Path,
+    work_dir: Path,
+) -> ExportPlan:
+    """Plan the export of ``clips`` (in order) to ``output`` at the project's ``size`` and ``fps``.
+
+    Intermediate files, if any, go to ``work_dir``; nothing is run.
+
+    Raises:
+        ExportPlanError: no clips, a transition longer than a clip, a side over 4096 px.
+    """
+    if not clips:
+        raise ExportPlanError("there is no clip to export", path="clips")
+    if spec.deliver_as_is:
+        if len(clips) != 1:
+            raise ExportPlanError("only a single clip can be delivered as it is", path="export")
+        step = deliver_as_is_step(clips[0], output)
+        return ExportPlan((step,), output, step.shape, OutputFormat.MP4, Quality.STANDARD)
+    _check_transition(clips, spec.transition)
+    shape = VideoShape(*size, fps, merge.joined_duration(clips, spec.transition))
+    planner = _Planner(
+        spec, work_dir, _merge_head(clips, spec.transition, size, fps, work_dir), shape
+    )
+    for stage in _stage_order(spec):
+        planner.add(stage)
+    last = planner.finish(output)
+    return ExportPlan(tuple(planner.steps), output, last.shape, spec.format, spec.quality)
+
+
+def _stage_order(spec: ExportSpec) -> list[str]:
+    stages = ["interpolate"] if spec.interpolate else []
+    if spec.upscale:
+        both_on_gpu = (
+            spec.interpolate is not None
+            and spec.interpolate.engine is Engine.COMFYUI
+            and spec.upscale.engine is Engine.COMFYUI
+        )
+        stages.insert(0 if both_on_gpu else len(stages), "upscale")
+    return stages
+
+
+def _check_transition(clips: Sequence[ClipInput], transition: TransitionSpec) -> None:
+    if merge.transition_name(transition) is None or len(clips) < 2:
+        return
+    if transition.duration_sec <= 0:
+        raise ExportPlanError(
+            "a transition needs a duration above 0 seconds", path="export.transition.duration"
+        )
+    for index, clip in enumerate(clips):
+        joins = 1 if index in (0, len(clips) - 1) else 2
+        if transition.duration_sec * joins >= clip.duration_sec:
+            raise ExportPlanError(
+                f"the {filter_number(transition.duration_sec)} s transition is too long for clip "
+                f"{index + 1}: it lasts {clip.duration_sec:.2f} s and has {joins} transition(s), "
+                f"so each must be shorter than {clip.duration_sec / joins:.2f} s",
+                path="export.transition.duration",
+            )
+
+
+def _merge_head(
+    clips: Sequence[ClipInput],
+    transition: TransitionSpec,
+    size: tuple[int, int],
+    fps: float,
+    work_dir: Path,
+) -> _Head:
+    paths = tuple(c.path for c in clips)
+    as_they_are = merge.demuxer_compatible(clips, *size, fps)
+    name = merge.transition_name(transition)
+    count = f"{len(clips)} clip{'s' if len(clips) > 1 else ''}"
+    if as_they_are and (name is None or len(clips) == 1):
+        if len(clips) == 1:
+            return _file_head(clips[0].path, copy_codec=clips[0].codec)
+        listing = work_dir / "concat.txt"
+        # -safe 0: the list holds absolute file: URLs, which safe mode refuses; we wrote it.
+        return _Head(
+            args=("-f", "concat", "-safe", "0", "-i", file_arg(listing)),
+            inputs=paths,
+            copy_codec=clips[0].codec,
+            stages=("merge",),
+            details=(f"join {count} with cuts (concat demuxer, packets copied)",),
+            cost_sec=0.05,
+            concat=(listing, merge.concat_list_text(paths)),
+        )
+    how = f"{name} {filter_number(transition.duration_sec)} s (xfade)" if name else "cuts (concat)"
+    resized = sum(1 for c in clips if (c.width, c.height) != size or abs(c.fps - fps) > 1e-3)
+    note = f", {resized} normalised to {size[0]}x{size[1]} @ {filter_number(fps)} fps"
+    return _Head(
+        args=tuple(a for c in clips for a in ("-i", file_arg(c.path))),
+        inputs=paths,
+        graph=merge.merge_graph(clips, transition, size, fps, "merged"),
+        label="merged",
+        stages=("merge",),
+        details=(f"join {count} with {how}{note if resized else ''}",),
+        cost_sec=merge.merge_cost_sec(clips, size, copy=False),
+    )
+
+
+def _file_head(
+    path: Path, *, copy_codec: str | None = None, shape: VideoShape | None = None
+) -> _Head:
+    decode = _DECODE_SEC_PER_MPX * shape.mpx_frames if shape else 0.0
+    return _Head(
+        args=("-i", file_arg(path)), inputs=(path,), copy_codec=copy_codec, cost_sec=decode
+    )
+
+
+@dataclass
+class _Planner:
+    """Collects parts into fused ffmpeg runs, cutting a run wherever a ComfyUI stage sits."""
+
+    spec: ExportSpec
+    work_dir: Path
+    head: _Head
+    shape: VideoShape
+    chain: list[_Part] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+
+    def add(self, stage: str) -> None:
+        if stage == "upscale":
+            assert self.spec.upscale is not None
+            self._check_size(self.spec.upscale.scale)
+            if self.spec.upscale.engine is Engine.COMFYUI:
+                self._comfyui_upscale()
+            else:
+                self._append(_lanczos_part(self.shape, self.spec.upscale.scale))
+            return
+        assert self.spec.interpolate is not None
+        target = float(self.spec.interpolate.fps)
+        if self.spec.interpolate.engine is Engine.COMFYUI and target > self.shape.fps:
+            self._comfyui_interpolate(target)
+        else:
+            self._append(_minterpolate_part(self.shape, target))
+
+    def finish(self, output: Path) -> FFmpegStep:
+        target = (self.spec.format, self.spec.quality)
+        step = _ffmpeg_step(self.head, self.chain, self.shape, target, output)
+        self.steps.append(step)
+        return step
+
+    def _append(self, part: _Part) -> None:
+        self.chain.append(part)
+        self.shape = part.shape
+
+    def _check_size(self, scale: int) -> None:
+        width, height = upscale.upscaled_size(self.shape.width, self.shape.height, scale)
+        if max(width, height) > upscale.MAX_SIDE:
+            raise ExportPlanError(
+                f"upscaling {self.shape.width}x{self.shape.height} by {scale} gives "
+                f"{width}x{height}, but no side may exceed {upscale.MAX_SIDE} px; "
+                "choose a smaller scale or resolution",
+                path="export.upscale.scale",
+            )
+
+    def _intermediate(self) -> Path:
+        """The file a ComfyUI stage reads: the run so far, or the previous stage's own output."""
+        if not self.chain and not self.head.graph and len(self.head.inputs) == 1:
+            return self.head.inputs[0]
+        stages = "_".join(self.head.stages + tuple(p.stage for p in self.chain))
+        path = self.work_dir / f"{len(self.steps) + 1:02d}_{stages}.mp4"
+        target = (None, Quality.STANDARD)
+        self.steps.append(_ffmpeg_step(self.head, self.chain, self.shape, target, path))
+        return path
+
+    def _comfyui_upscale(self) -> None:
+        assert self.spec.upscale is not None
+        scale = self.spec.upscale.scale
+        source, before = self._intermediate(), self.shape
+        out = VideoShape(
+            before.width * scale, before.height * scale, before.fps, before.duration_sec
+        )
+        step = ComfyUIStep(
+            stage="upscale",
+            model=self.spec.upscale.model,
+            input=source,
+            output=self.work_dir / f"{len(self.steps) + 1:02d}_comfyui_upscale.mp4",
+            input_shape=before,
+            scale=scale,
+            multiplier=1,
+            output_size=(out.width, out.height),
+            output_frames=before.frame_count,
+            output_fps=before.fps,
+            estimated_sec=upscale.esrgan_cost_sec(before.mpx_frames),
+            estimated_bytes=_size(None, Quality.STANDARD, out),
+        )
+        self._after_comfyui(step, out, [])
+
+    def _comfyui_interpolate(self, target: float) -> None:
+        assert self.spec.interpolate is not None
+        source, before = self._intermediate(), self.shape
+        multiplier = interpolate.rife_multiplier(before.fps, target)
+        frames = interpolate.rife_frame_count(before.frame_count, multiplier)
+        rife_mpx = before.width * before.height * frames / 1e6
+        step = ComfyUIStep(
+            stage="interpolate",
+            model=self.spec.interpolate.model,
+            input=source,
+            output=self.work_dir / f"{len(self.steps) + 1:02d}_comfyui_interpolate.mp4",
+            input_shape=before,
+            scale=1,
+            multiplier=multiplier,
+            output_size=(before.width, before.height),
+            output_frames=frames,
+            output_fps=before.fps * multiplier,
+            estimated_sec=interpolate.rife_cost_sec(rife_mpx),
+            estimated_bytes=encode.encoded_bytes(
+                None,
+                Quality.STANDARD,
+                pixels=before.width * before.height,
+                frames=frames,
+                fps=before.fps * multiplier,
+            ),
+        )
+        out = replace(before, fps=target)
+        fixup = _Part(
+            stage="interpolate",
+            detail=f"hold RIFE's last frame, resample to {filter_number(target)} fps",
+            filters=tuple(interpolate.rife_fixup_filters(before.fps, multiplier, target)),
+            shape=out,
+            cost_sec=0.0,
+        )
+        self._after_comfyui(step, out, [fixup])
+
+    def _after_comfyui(self, step: ComfyUIStep, shape: VideoShape, chain: list[_Part]) -> None:
+        self.steps.append(step)
+        self.head = _file_head(step.output, shape=shape)
+        self.shape = shape
+        self.chain = chain
+
+
+def _lanczos_part(shape: VideoShape, scale: int) -> _Part:
+    width, height = upscale.upscaled_size(shape.width, shape.height, scale)
+    out = replace(shape, width=width, height=height)
+    return _Part(
+        stage="upscale",
+        detail=f"upscale {scale}x to {width}x{height} (lanczos)",
+        filters=(upscale.lanczos_filter(shape.width, shape.height, scale),),
+        shape=out,
+        cost_sec=upscale.lanczos_cost_sec(out.mpx_frames),
+    )
+
+
+def _minterpolate_part(shape: VideoShape, target: float) -> _Part:
+    out = replace(shape, fps=target)
+    how = "minterpolate" if target > shape.fps else "dropping frames"
+    return _Part(
+        stage="interpolate",
+        detail=f"interpolate {filter_number(shape.fps)} -> {filter_number(target)} fps ({how})",
+        filters=tuple(interpolate.minterpolate_filters(shape.fps, target, shape.duration_sec)),
+        shape=out,
+        cost_sec=interpolate.minterpolate_cost_sec(
+            shape.width * shape.height, shape.fps, target, shape.duration_sec
+        ),
+    )
+
+
+def _ffmpeg_step(
+    head: _Head,
+    chain: Sequence[_Part],
+    shape: VideoShape,
+    target: tuple[OutputFormat | None, Quality],
+    output: Path,
+) -> FFmpegStep:
+    """Fuse ``head`` and ``chain`` into one run encoding to ``target`` (None: intermediate)."""
+    fmt, quality = target
+    copy = not chain and head.copy_codec is not None
+    copy = copy and encode.stream_copy_allowed(fmt, head.copy_codec or "")
+    graph, label, shape = _graph(head, chain, shape, target)
+    mapping = ("-map", f"[{label}]" if graph else "0:v:0")
+    filters = ("-filter_complex", graph) if graph else ()
+    codec_args = encode.copy_args(head.copy_codec or "") if copy else encode.output_args(*target)
+    # Copied packets keep their own size; a standard-quality H.264 estimate is close for clips.
+    size_fmt, size_quality = (OutputFormat.MP4, Quality.STANDARD) if copy else target
+    encode_sec = 0.0 if copy else encode.encode_cost_sec(fmt, quality, shape.mpx_frames)
+    filter_sec = head.cost_sec + sum(p.cost_sec for p in chain)
+    return FFmpegStep(
+        stages=(*head.stages, *(p.stage for p in chain), "encode" if fmt else "intermediate"),
+        details=(*head.details, *(p.detail for p in chain), _encode_detail(target, copy=copy)),
+        args=(*head.args, *filters, *mapping, *codec_args, file_arg(output)),
+        inputs=head.inputs,
+        output=output,
+        shape=shape,
+        stream_copy=copy,
+        estimated_sec=_run_sec(filter_sec, encode_sec),
+        estimated_bytes=_size(size_fmt, size_quality, shape),
+        concat_list=head.concat[0] if head.concat else None,
+        concat_text=head.concat[1] if head.concat else "",
+    )
+
+
+def _run_sec(filter_sec: float, encode_sec: float) -> float:
+    """One run's time: filters and encoder work in parallel threads, on 2 cores about half
+    the shorter one hides behind the longer one (measured on fused minterpolate + x264 runs)."""
+    return _STEP_OVERHEAD_SEC + max(filter_sec, encode_sec) + 0.5 * min(filter_sec, encode_sec)
+
+
+def _size(fmt: OutputFormat | None, quality: Quality, shape: VideoShape) -> int:
+    pixels = shape.width * shape.height
+    return encode.encoded_bytes(
+        fmt, quality, pixels=pixels, frames=shape.frame_count, fps=shape.fps
+    )
+
+
+def _graph(
+    head: _Head,
+    chain: Sequence[_Part],
+    shape: VideoShape,
+    target: tuple[OutputFormat | None, Quality],
+) -> tuple[str, str, VideoShape]:
+    """The run's filter graph, the label to map, and the shape it writes."""
+    parts = [head.graph] if head.graph else []
+    label = head.label
+    if chain:
+        filters = ",".join(f for p in chain for f in p.filters)
+        parts.append(f"[{label}]{filters}[chained]")
+        label = "chained"
+    fmt, quality = target
+    if fmt is OutputFormat.GIF:
+        width, height = encode.gif_size(shape.width, shape.height)
+        parts.append(encode.gif_graph(label, "gif", width, height, quality))
+        label = "gif"
+        shape = VideoShape(width, height, encode.GIF_FPS, shape.duration_sec)
+    return ";".join(parts), label, shape
+
+
+def _encode_detail(target: tuple[OutputFormat | None, Quality], *, copy: bool) -> str:
+    fmt, quality = target
+    if fmt is None:
+        return "copy into an intermediate file" if copy else "near-lossless intermediate file"
+    if copy:
+        return f"write {fmt.value} with packets copied (no re-encode)"
+    return f"encode {fmt.value} {quality.value}"
+
+
+def deliver_as_is_step(clip: ClipInput, output: Path) -> FFmpegStep:
+    """One run that remuxes a lone clip to MP4 (moov first, silent) without re-encoding.
+
+    A clip in a codec MP4 players cannot take is encoded as mp4/standard instead.
+    """
+    shape = VideoShape(clip.width, clip.height, clip.fps, clip.duration_sec)
+    head = _file_head(clip.path, copy_codec=clip.codec, shape=shape)
+    return _ffmpeg_step(head, [], shape, (OutputFormat.MP4, Quality.STANDARD), output)
+
+
+def execute_ffmpeg_step(
+    step: FFmpegStep,
+    *,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> None:
+    """Run one planned ffmpeg step, writing ``step.output`` (removed again on failure or cancel).
+
+    Raises:
+        JobCancelled, StorageError, FFmpegError: as :func:`stages.ffmpeg_runner.run`.
+    """
+    if step.concat_list is not None:
+        _write_list(step.concat_list, step.concat_text)
+    try:
+        run(
+            step.args,
+            expected_duration_sec=step.shape.duration_sec,
+            on_progress=on_progress,
+            cancel=cancel,
+            output=step.output,
+        )
+    finally:
+        if step.concat_list is not None:
+            step.concat_list.unlink(missing_ok=True)
+
+
+def _write_list(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise StorageError(f"the disk holding {path.parent} is full") from exc
+        raise StorageError(f"cannot write {path.name} in {path.parent}: {exc.strerror}") from exc
+
+
+def describe(plan: ExportPlan) -> list[str]:
+    """Lines for ``vidgen validate``: the output, then each step with its estimates."""
+    lines = [
+        f"output: {plan.shape.describe()}, {plan.format.value} {plan.quality.value}, "
+        f"about {_megabytes(plan.estimated_bytes)}, about {plan.estimated_sec:.0f} s to make"
+    ]
+    for number, step in enumerate(plan.steps, start=1):
+        if isinstance(step, FFmpegStep):
+            what = " + ".join(step.details)
+            lines.append(f"  {number}. ffmpeg (one run): {what} -> {step.shape.describe()}")
+        else:
+            width, height = step.output_size
+            what = f"{step.stage} with {step.model}"
+            lines.append(
+                f"  {number}. comfyui: {what} -> {width}x{height}, {step.output_frames} frames"
+            )
+        lines[-1] += f"; about {_megabytes(step.estimated_bytes)}, {step.estimated_sec:.1f} s"
+    return lines
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
