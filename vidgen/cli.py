@@ -1,0 +1,176 @@
+"""The `vidgen` command: parsing and wiring only."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from vidgen.config import Settings, load_settings
+from vidgen.errors import ConfigError, VidgenError
+from vidgen.logs import setup_logging
+
+log = logging.getLogger("vidgen")
+
+
+class _State:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="config file (default: $VIDGEN_CONFIG, else ./config.yaml if present)",
+)
+@click.pass_context
+def main(context: click.Context, config_path: str | None) -> None:
+    """vidgen: drop a YAML manifest into the inbox, get a finished video in the outbox."""
+    context.obj = _State(config_path)
+
+
+def _settings(context: click.Context) -> Settings:
+    state: _State = context.obj
+    return state.settings
+
+
+def _serve(context: click.Context, parts: set[str]) -> None:
+    from vidgen.runtime import Part, run_until_signalled, start
+
+    settings = _settings(context)
+    setup_logging(settings)
+    services = start(settings, {Part(p) for p in parts})
+    run_until_signalled(services)
+
+
+@main.command()
+@click.pass_context
+def run(context: click.Context) -> None:
+    """Everything in one process: watcher, workers and the status page."""
+    _serve(context, {"watch", "work", "status"})
+
+
+@main.command()
+@click.pass_context
+def watch(context: click.Context) -> None:
+    """Only the inbox watcher (intake)."""
+    _serve(context, {"watch"})
+
+
+@main.command()
+@click.pass_context
+def work(context: click.Context) -> None:
+    """Only the workers: one per ComfyUI backend plus the CPU workers."""
+    _serve(context, {"work"})
+
+
+@main.command()
+@click.pass_context
+def status(context: click.Context) -> None:
+    """Only the read-only status page."""
+    _serve(context, {"status"})
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--workflows", "show_workflows", is_flag=True, help="print the ComfyUI graphs")
+@click.pass_context
+def validate(context: click.Context, files: tuple[Path, ...], show_workflows: bool) -> None:
+    """Check manifests exactly as intake would; print the problems, or the plan."""
+    from vidgen.validation import validate_files
+
+    settings = _settings(context)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    ok = validate_files(settings, list(files), show_workflows=show_workflows, echo=click.echo)
+    sys.exit(0 if ok else 1)
+
+
+@main.command()
+@click.option("--follow", "-f", is_flag=True, help="keep showing live progress until Ctrl-C")
+@click.option("--limit", default=30, show_default=True, help="how many of the newest jobs")
+@click.pass_context
+def jobs(context: click.Context, follow: bool, limit: int) -> None:
+    """List jobs in the terminal."""
+    from rich.console import Console
+
+    from status.terminal import print_jobs
+    from vidgen.runtime import open_migrated
+
+    database = open_migrated(_settings(context))
+    try:
+        print_jobs(database, follow=follow, console=Console(), limit=limit)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        database.dispose()
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+@click.pass_context
+def upgrade(context: click.Context) -> None:
+    """Apply the Alembic migrations (also done at every start)."""
+    from vidgen.runtime import open_migrated
+
+    settings = _settings(context)
+    open_migrated(settings).dispose()
+    click.echo(f"database at {_safe_url(settings.database_url)} is up to date")
+
+
+@main.command("config")
+@click.pass_context
+def show_config(context: click.Context) -> None:
+    """Print the settings in force (after config file and environment)."""
+    settings = _settings(context)
+    click.echo(json.dumps(_jsonable(settings), indent=2, ensure_ascii=False))
+
+
+def _jsonable(value: object) -> object:
+    from dataclasses import fields, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str) and "://" in value:
+        return _safe_url(value)
+    return value
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url  # noqa: TID251 (only to hide a password)
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 (not a database URL: shown as it is)
+        return url
+
+
+def entry() -> None:
+    """Console-script entry: settings and vidgen errors become one line and an exit code."""
+    try:
+        main(standalone_mode=True)
+    except ConfigError as exc:
+        click.echo(f"vidgen: {exc.user_message}", err=True)
+        sys.exit(2)
+    except VidgenError as exc:
+        click.echo(f"vidgen: {exc.user_message}", err=True)
+        sys.exit(1)

@@ -1,0 +1,124 @@
+"""Starting and stopping the parts of vidgen in one process: watcher, workers, status page.
+
+``vidgen run`` starts all three; ``watch``, ``work`` and ``status`` start one each, for set-ups
+where several hosts share one database and one network share.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from vidgen.config import Settings
+from vidgen.db.session import Database, open_database, upgrade
+from workflows.catalogue import ModelCatalogue
+
+if TYPE_CHECKING:
+    from stages.worker import Worker
+    from watcher.observer import Watcher
+
+log = logging.getLogger(__name__)
+
+_WORKER_STOP_SECONDS = 5.0
+
+
+class Part(StrEnum):
+    WATCH = "watch"
+    WORK = "work"
+    STATUS = "status"
+
+
+@dataclass
+class Services:
+    """The running parts; ``stop`` ends them in the order that loses nothing."""
+
+    settings: Settings
+    database: Database
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    watcher: Watcher | None = None
+    workers: list[Worker] = field(default_factory=list)
+    status_thread: threading.Thread | None = None
+    catalogue: ModelCatalogue | None = None
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.watcher is not None:
+            self.watcher.stop()
+        for worker in self.workers:
+            worker.stop()
+        for worker in self.workers:
+            if not worker.join(_WORKER_STOP_SECONDS):
+                log.info("worker %s is waiting on ComfyUI; its job is released", worker.worker_id)
+            worker.release_held()
+        if self.status_thread is not None:
+            self.status_thread.join(timeout=10)
+        self.database.dispose()
+        log.info("vidgen stopped")
+
+
+def open_migrated(settings: Settings) -> Database:
+    database = open_database(settings.database_url)
+    upgrade(database)
+    return database
+
+
+def start(settings: Settings, parts: set[Part]) -> Services:
+    for folder in (settings.storage, settings.outbox, *(i.path for i in settings.inboxes)):
+        folder.mkdir(parents=True, exist_ok=True)
+    services = Services(settings, open_migrated(settings))
+    services.catalogue = ModelCatalogue(settings.comfyui)
+    # Each part is imported only when it runs: `vidgen work` on a GPU host loads no Flask.
+    if Part.WORK in parts:
+        from stages.pool import make_workers
+
+        services.workers = make_workers(settings, services.database)
+        for worker in services.workers:
+            worker.start()
+    if Part.WATCH in parts:
+        from watcher.intake import Intake
+        from watcher.observer import Watcher
+
+        intake = Intake(settings, services.database, services.catalogue.installed)
+        services.watcher = Watcher(settings, intake)
+        services.watcher.start()
+    if Part.STATUS in parts:
+        from status import serve
+
+        services.status_thread = threading.Thread(
+            target=serve,
+            args=(settings, services.database, services.stop_event),
+            kwargs={"watcher": services.watcher},
+            name="status",
+            daemon=True,
+        )
+        services.status_thread.start()
+        log.info("status page on http://%s:%d", settings.status.host, settings.status.port)
+    return services
+
+
+def run_until_signalled(services: Services) -> None:
+    """Block until Ctrl-C or SIGTERM, then stop everything within seconds."""
+    received = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        received.set()
+
+    previous: dict[int, Callable[..., object] | int | None] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, on_signal)
+    try:
+        while not received.wait(1.0):
+            if services.status_thread is not None and not services.status_thread.is_alive():
+                log.error("the status page stopped; stopping vidgen")
+                break
+    finally:
+        services.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
