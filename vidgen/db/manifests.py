@@ -130,7 +130,8 @@ def _record(
     export_id = None
     if new_jobs or before != clip_ids or _export_differs(session, project.id, record):
         project.project_status = ProjectStatus.ACTIVE
-        waits_for = new_jobs + _live_generate_jobs(session, project.id, set(clip_ids))
+        live = _live_generate_jobs(session, project.id, set(clip_ids))
+        waits_for = list(dict.fromkeys(new_jobs + live))
         runs_on = RunsOn.COMFYUI if _needs_comfyui(record) else RunsOn.CPU
         export = add_export_job(
             session, project.id, clip_ids, record.export_settings, waits_for, runs_on
