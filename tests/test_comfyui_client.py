@@ -732,3 +732,28 @@ def test_backend_state_is_typed(client: ComfyUIClient, comfyui: ComfyUIDouble) -
     assert check_models(installed, upscale=UpscaleSpec(2, Engine.COMFYUI, "4x-UltraSharp")) == []
     assert "KSampler" in client.object_info()
     assert client.is_reachable()
+
+
+def test_partly_valid_graph_is_taken_back_and_rejected(
+    client: ComfyUIClient, comfyui: ComfyUIDouble
+) -> None:
+    graph = clip_graph(seed=18)
+    graph["98"] = {
+        "class_type": "EmptyImage",
+        "inputs": {"width": 0, "height": 64, "batch_size": 1, "color": 0},
+    }
+    graph["99"] = {
+        "class_type": "SaveImage",
+        "inputs": {"images": ["98", 0], "filename_prefix": "x"},
+    }
+
+    comfyui.stall()  # the valid part must not finish before the client takes it back
+    with pytest.raises(ComfyUIRejected, match=r"node 98 \(EmptyImage\), input 'width'"):
+        client.queue_prompt(graph, "partly")
+
+    assert comfyui.prompts_received[-1].accepted  # ComfyUI queued the valid part...
+    deadline = time.monotonic() + WAIT_S
+    while (state := client.lookup("partly").state) not in (PromptState.UNKNOWN, PromptState.FAILED):
+        assert time.monotonic() < deadline, state  # ...and the client took it back
+        time.sleep(0.02)
+    assert all(run.status != "success" for run in comfyui.runs)

@@ -14,13 +14,10 @@ socket drops, comes back, or stays quiet for ``quiet_socket_seconds``.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -33,23 +30,20 @@ from websockets.sync.client import ClientConnection, connect
 from vidgen.config import ComfyUISettings
 from vidgen.errors import (
     ComfyUIError,
-    ComfyUIInterrupted,
     ComfyUIRejected,
     ComfyUIUnavailable,
     StorageError,
 )
+from workflows.comfyui_follow import CancelCheck, EventHub, Follower, ProgressCallback
 from workflows.comfyui_types import (
     OutputFile,
     PromptLookup,
-    PromptProgress,
     PromptResult,
     PromptState,
     QueueState,
     SystemStats,
     describe_rejection,
-    execution_error,
     find_queued,
-    interrupted_error,
     parse_history_item,
     parse_queue,
     parse_system_stats,
@@ -59,11 +53,6 @@ from workflows.progress import ProgressTracker
 
 log = logging.getLogger(__name__)
 
-# should_cancel may ask the database, so it is asked at most this often: cancelling within a
-# second is quick enough for a person (DESIGN.md: "stops within seconds").
-_CANCEL_CHECK_S = 0.5
-# After /queue and /history both forget a prompt, ask again this often for history_retry_seconds.
-_UNKNOWN_RECHECK_S = 0.2
 # How often a prompt queued under another client id is polled: its events never reach us.
 _FOREIGN_POLL_S = 1.0
 _RECONNECT_MIN_S = 0.2
@@ -74,64 +63,11 @@ _DOWNLOAD_CHUNK_BYTES = 2**20
 # Closing waits for the server's close frame; a server that went away never sends one.
 _CLOSE_TIMEOUT_S = 2.0
 
-ProgressCallback = Callable[[PromptProgress], None]
-CancelCheck = Callable[[], bool]
-
-
-class _EventHub:
-    """Per-prompt buffers of socket events, filled by the reader thread, drained by ``follow``."""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._buffers: dict[str, deque[dict[str, Any]]] = {}
-        self.epoch = 0  # bumped on every connect and disconnect: a reason to poll
-        self.connected = False
-
-    def register(self, prompt_id: str) -> None:
-        with self._changed:
-            self._buffers.setdefault(prompt_id, deque())
-
-    def forget(self, prompt_id: str) -> None:
-        with self._changed:
-            self._buffers.pop(prompt_id, None)
-
-    def set_connected(self, connected: bool) -> None:
-        with self._changed:
-            self.connected = connected
-            self.epoch += 1
-            self._changed.notify_all()
-
-    def dispatch(self, text: str) -> None:
-        """File one text frame under its prompt; other clients' prompts are not ours to keep."""
-        try:
-            message = json.loads(text)
-        except ValueError:
-            log.debug("ComfyUI sent a text frame that is not JSON: %.80r", text)
-            return
-        data = message.get("data") if isinstance(message, dict) else None
-        prompt_id = data.get("prompt_id") if isinstance(data, dict) else None
-        with self._changed:
-            buffer = self._buffers.get(prompt_id) if isinstance(prompt_id, str) else None
-            if buffer is not None:
-                buffer.append(message)
-                self._changed.notify_all()
-
-    def next_event(self, prompt_id: str, epoch: int, timeout_s: float) -> dict[str, Any] | None:
-        """The prompt's next event, or None after ``timeout_s`` or once the socket changed."""
-        with self._changed:
-            buffer = self._buffers.setdefault(prompt_id, deque())
-            self._changed.wait_for(lambda: bool(buffer) or self.epoch != epoch, timeout_s)
-            return buffer.popleft() if buffer else None
-
-    def wait_connected(self, timeout_s: float) -> bool:
-        with self._changed:
-            return self._changed.wait_for(lambda: self.connected, timeout_s)
-
 
 class _SocketReader:
     """The background thread that keeps one socket open with our clientId and feeds the hub."""
 
-    def __init__(self, url: str, hub: _EventHub, open_timeout_s: float) -> None:
+    def __init__(self, url: str, hub: EventHub, open_timeout_s: float) -> None:
         self._url = url
         self._hub = hub
         self._open_timeout_s = open_timeout_s
@@ -202,7 +138,7 @@ class ComfyUIClient:
             settings.request_timeout_seconds, connect=settings.connect_timeout_seconds
         )
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
-        self._hub = _EventHub()
+        self._hub = EventHub()
         self._reader: _SocketReader | None = None
         self._reader_lock = threading.Lock()
         self._graphs: dict[str, dict[str, Any]] = {}
@@ -312,11 +248,15 @@ class ComfyUIClient:
     def _accept_queued(self, response: httpx.Response, prompt_id: str) -> str:
         if response.status_code == httpx.codes.BAD_REQUEST:
             raise ComfyUIRejected(describe_rejection(self._json(response)))
-        answer = self._json(self._expect_ok(response, "POST /prompt"))
+        if response.status_code != httpx.codes.OK:
+            raise ComfyUIUnavailable(
+                f"ComfyUI at {self.base_url} did not take the prompt: {response.status_code}"
+            )
+        answer = self._json(response)
         if answer.get("node_errors"):
             # A partly valid graph is queued without its bad outputs (API.md §3); ours have one
-            # output each, so take it back and report it rejected.
-            self.delete_queued([prompt_id])
+            # output each, so take it back (it may already run) and report it rejected.
+            self.cancel(prompt_id)
             raise ComfyUIRejected(describe_rejection(answer))
         return str(answer.get("prompt_id") or prompt_id)
 
@@ -339,10 +279,12 @@ class ComfyUIClient:
             self._hub.forget(prompt_id)
             self._graphs.pop(prompt_id, None)
 
-    def _follower(self, prompt_id: str, on_progress: ProgressCallback) -> _Follower:
+    def _follower(self, prompt_id: str, on_progress: ProgressCallback) -> Follower:
         graph = self._graphs.get(prompt_id)
         if graph is not None:
-            return _Follower(self, prompt_id, ProgressTracker(prompt_id, graph), on_progress)
+            return Follower(
+                self, self._hub, prompt_id, ProgressTracker(prompt_id, graph), on_progress
+            )
         # A prompt this client did not queue (a restarted worker's): its events go to the socket
         # of the client id it was queued with, so unless that is ours, poll instead of waiting.
         graph, client_id = find_queued(self._get_json("/queue"), prompt_id)
@@ -350,7 +292,9 @@ class ComfyUIClient:
         if client_id != self.client_id:
             quiet_s = min(quiet_s, _FOREIGN_POLL_S)
         tracker = ProgressTracker(prompt_id, graph)
-        return _Follower(self, prompt_id, tracker, on_progress, quiet_s=quiet_s, poll_now=True)
+        return Follower(
+            self, self._hub, prompt_id, tracker, on_progress, quiet_s=quiet_s, poll_now=True
+        )
 
     def lookup(self, prompt_id: str) -> PromptLookup:
         """What ComfyUI knows of a prompt: pending, running, finished, failed or unknown.
@@ -493,107 +437,3 @@ def _write_stream(chunks: Iterable[bytes], dest: Path) -> None:
                 file.write(chunk)
             except OSError as exc:
                 raise StorageError(f"cannot write {dest}: {exc.strerror}") from exc
-
-
-class _Follower:
-    """The state of one ``follow`` call: events in, progress out, polls when the socket fails us."""
-
-    def __init__(
-        self,
-        client: ComfyUIClient,
-        prompt_id: str,
-        tracker: ProgressTracker,
-        on_progress: ProgressCallback,
-        *,
-        quiet_s: float | None = None,
-        poll_now: bool = False,
-    ) -> None:
-        self._client = client
-        self._prompt_id = prompt_id
-        self._tracker = tracker
-        self._on_progress = on_progress
-        self._quiet_s = client.settings.quiet_socket_seconds if quiet_s is None else quiet_s
-        self._epoch = client._hub.epoch
-        self._poll_at = time.monotonic() + (0.0 if poll_now else self._quiet_s)
-        self._unknown_since: float | None = None
-        self._cancel_checked_at = float("-inf")
-
-    def run(self, should_cancel: CancelCheck) -> PromptResult:
-        while True:
-            self._check_cancel(should_cancel)
-            now = time.monotonic()
-            wait_s = max(0.0, min(self._poll_at - now, _CANCEL_CHECK_S))
-            event = self._client._hub.next_event(self._prompt_id, self._epoch, wait_s)
-            result = self._on_event(event) if event is not None else None
-            if result is None:
-                result = self._poll_if_due()
-            if result is not None:
-                self._on_progress(self._tracker.finished())
-                return result
-
-    def _check_cancel(self, should_cancel: CancelCheck) -> None:
-        now = time.monotonic()
-        if now - self._cancel_checked_at < _CANCEL_CHECK_S:
-            return
-        self._cancel_checked_at = now
-        if should_cancel():
-            self._client.cancel(self._prompt_id)
-            raise ComfyUIInterrupted(f"prompt {self._prompt_id} was cancelled")
-
-    def _on_event(self, event: dict[str, Any]) -> PromptResult | None:
-        kind, data = event.get("type"), event.get("data") or {}
-        self._poll_at = time.monotonic() + self._quiet_s  # the socket speaks: no poll needed yet
-        if kind == "execution_success":
-            return self._finished(self._client.await_history(self._prompt_id))
-        if kind == "execution_error":
-            raise execution_error(data)
-        if kind == "execution_interrupted":
-            raise interrupted_error(data)
-        if kind == "executing" and data.get("node") is None:
-            # The last message of every prompt: if the outcome was missed, the server knows it.
-            self._poll_at = time.monotonic()
-        progress = self._tracker.update(str(kind), data)
-        if progress is not None:
-            self._on_progress(progress)
-        return None
-
-    def _poll_if_due(self) -> PromptResult | None:
-        hub = self._client._hub
-        if hub.epoch != self._epoch:
-            # Trap: the socket dropped or came back, so events may be missing (DESIGN.md:
-            # "a quiet socket triggers a poll, never a hang").
-            self._epoch = hub.epoch
-            self._poll_at = time.monotonic()
-        if time.monotonic() < self._poll_at:
-            return None
-        return self._poll()
-
-    def _poll(self) -> PromptResult | None:
-        lookup = self._client.lookup(self._prompt_id)
-        now = time.monotonic()
-        if lookup.state is PromptState.UNKNOWN:
-            self._unknown(now)
-            return None
-        self._unknown_since = None
-        self._poll_at = now + self._quiet_s
-        if lookup.state in (PromptState.PENDING, PromptState.RUNNING):
-            return None
-        return self._finished(lookup)
-
-    def _unknown(self, now: float) -> None:
-        # Trap: gone from /queue and /history means ComfyUI restarted and lost it, but the
-        # history can lag a moment behind, so it is asked again for history_retry_seconds.
-        self._unknown_since = self._unknown_since if self._unknown_since is not None else now
-        if now - self._unknown_since >= self._client.settings.history_retry_seconds:
-            raise ComfyUIUnavailable(
-                f"ComfyUI at {self._client.base_url} no longer knows prompt {self._prompt_id}: "
-                "it was probably restarted; the prompt will be queued again"
-            )
-        self._poll_at = now + _UNKNOWN_RECHECK_S
-
-    def _finished(self, lookup: PromptLookup) -> PromptResult:
-        if lookup.error is not None:
-            raise lookup.error
-        if lookup.result is None:
-            raise ComfyUIUnavailable(f"ComfyUI has no result for prompt {self._prompt_id}")
-        return lookup.result
