@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 CANCEL_CHECK_S = 0.5
 # After /queue and /history both forget a prompt, ask again this often for history_retry_seconds.
 UNKNOWN_RECHECK_S = 0.2
+_MAX_BUFFERED_EVENTS = 100_000
 
 ProgressCallback = Callable[[PromptProgress], None]
 CancelCheck = Callable[[], bool]
@@ -64,7 +65,9 @@ class EventHub:
 
     def register(self, prompt_id: str) -> None:
         with self._changed:
-            self._buffers.setdefault(prompt_id, deque())
+            # Bounded: a prompt queued ahead and then never followed (its job was cancelled)
+            # must not grow without end; a prompt sends far fewer events than this.
+            self._buffers.setdefault(prompt_id, deque(maxlen=_MAX_BUFFERED_EVENTS))
 
     def forget(self, prompt_id: str) -> None:
         with self._changed:
@@ -94,7 +97,7 @@ class EventHub:
     def next_event(self, prompt_id: str, epoch: int, timeout_s: float) -> dict[str, Any] | None:
         """The prompt's next event, or None after ``timeout_s`` or once the socket changed."""
         with self._changed:
-            buffer = self._buffers.setdefault(prompt_id, deque())
+            buffer = self._buffers.setdefault(prompt_id, deque(maxlen=_MAX_BUFFERED_EVENTS))
             self._changed.wait_for(lambda: bool(buffer) or self.epoch != epoch, timeout_s)
             return buffer.popleft() if buffer else None
 
