@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.media",
+    "tests.fixtures.browser",
     "tests.fixtures.comfyui",
     "tests.fixtures.pipeline",
 ]

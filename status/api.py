@@ -1,0 +1,48 @@
+"""Read-only JSON under ``/api/``: the job list (paginated), a job, the projects, a project."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+
+from status.serialize import job_detail_json, page_json, project_detail_json, project_json
+from vidgen.db.queries import get_job, get_project, list_jobs, list_projects
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+DEFAULT_PER_PAGE = 50
+
+
+def page_arguments() -> tuple[int, int]:
+    """``?page=`` and ``?perPage=`` as numbers; anything else counts as absent."""
+    return (
+        request.args.get("page", 1, type=int) or 1,
+        request.args.get("perPage", DEFAULT_PER_PAGE, type=int) or DEFAULT_PER_PAGE,
+    )
+
+
+@bp.get("/jobs")
+def jobs() -> Response:
+    page, per_page = page_arguments()
+    return jsonify(page_json(list_jobs(current_app.extensions["vidgen.database"], page, per_page)))
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str) -> Response:
+    detail = get_job(current_app.extensions["vidgen.database"], job_id)
+    if detail is None:
+        abort(404, description="There is no job with this id.")
+    return jsonify(job_detail_json(detail, current_app.extensions["vidgen.file_roots"]))
+
+
+@bp.get("/projects")
+def projects() -> Response:
+    found = list_projects(current_app.extensions["vidgen.database"])
+    return jsonify({"projects": [project_json(project) for project in found]})
+
+
+@bp.get("/projects/<project_name>")
+def project(project_name: str) -> Response:
+    detail = get_project(current_app.extensions["vidgen.database"], project_name)
+    if detail is None:
+        abort(404, description="There is no project with this name.")
+    return jsonify(project_detail_json(detail, current_app.extensions["vidgen.file_roots"]))

@@ -1,0 +1,274 @@
+"""``GET /api/events``: Server-Sent Events for every job change (``progress``, ``completed``,
+``error``), fed by one poller thread shared by all clients.
+
+The poller reads the jobs whose ``updatedAt`` moved (index ``ix_job_updated``) every
+``POLL_SECONDS`` while at least one client listens, and stops when the last one leaves. Each poll
+looks ``OVERLAP_SECONDS`` back, because a transaction can commit after a later one whose
+timestamp the cursor has already passed; what was already sent is dropped by (id, updatedAt).
+A client first gets the live (queued and active) jobs, plus what changed since its
+``Last-Event-ID`` when it reconnects; every stream ends after ``status.sseMaxSeconds`` with a
+``retry:`` hint, so no server thread is held forever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, Response, current_app, request
+
+from status.serialize import job_json
+from vidgen.db.models import JobStatus
+from vidgen.db.queries import JobSummary, changes_since, latest_job_update, list_live_jobs
+from vidgen.db.session import Database
+from vidgen.errors import VidgenError
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("events", __name__)
+
+POLL_SECONDS = 0.25
+OVERLAP_SECONDS = 5.0
+BATCH = 500
+IDLE_STOP_SECONDS = 5.0  # the poller lingers this long after the last client, for reconnects
+HEARTBEAT_SECONDS = 10.0
+WAKE_SECONDS = 1.0  # how often a stream checks whether its client is still there
+MAX_QUEUED = 2000  # a client this far behind is told to reconnect and start afresh
+RETRY_MS = 2000
+CATCH_UP_SECONDS = 600  # a Last-Event-ID older than this is ignored: the snapshot must do
+RESERVED_THREADS = 4  # server threads kept free of streams, for pages and the API
+
+
+def event_name(job: JobSummary) -> str:
+    if job.job_status == JobStatus.COMPLETED:
+        return "completed"
+    if job.job_status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        return "error"
+    return "progress"
+
+
+def event_id(moment: datetime) -> str:
+    """Microseconds since the epoch: what the browser sends back as ``Last-Event-ID``."""
+    return str(int(moment.timestamp() * 1_000_000))
+
+
+def format_event(job: JobSummary) -> str:
+    data = json.dumps(job_json(job), ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event_name(job)}\nid: {event_id(job.updated_at)}\ndata: {data}\n\n"
+
+
+class Subscription:
+    """One client's queue of formatted events."""
+
+    def __init__(self) -> None:
+        self._events: deque[str] = deque()
+        self._ready = threading.Condition()
+        self.ended = False
+
+    def put(self, events: list[str]) -> None:
+        with self._ready:
+            self._events.extend(events)
+            if len(self._events) > MAX_QUEUED:
+                self._events.clear()
+                self.ended = True
+            self._ready.notify()
+
+    def end(self) -> None:
+        with self._ready:
+            self.ended = True
+            self._ready.notify()
+
+    def take(self, timeout_s: float) -> list[str]:
+        """The events waiting, after at most ``timeout_s`` seconds of waiting for some."""
+        with self._ready:
+            if not self._events and not self.ended:
+                self._ready.wait(timeout_s)
+            events = list(self._events)
+            self._events.clear()
+            return events
+
+
+class ChangeFeed:
+    """The one poller of job changes, fanned out to every subscribed SSE client."""
+
+    def __init__(self, database: Database, poll_seconds: float = POLL_SECONDS) -> None:
+        self._database = database
+        self._poll_seconds = poll_seconds
+        self._lock = threading.Lock()
+        self._subscribers: set[Subscription] = set()
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._cursor: datetime | None = None
+        self._sent: dict[str, datetime] = {}
+
+    @property
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return self._thread is not None
+
+    def subscribe(self) -> Subscription:
+        subscription = Subscription()
+        with self._lock:
+            if self._stopped.is_set():
+                subscription.ended = True
+                return subscription
+            self._subscribers.add(subscription)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="vidgen-status-feed", daemon=True
+                )
+                self._thread.start()
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscribers.discard(subscription)
+
+    def stop(self) -> None:
+        """End every stream and the poller (at shutdown)."""
+        self._stopped.set()
+        with self._lock:
+            subscribers, thread = list(self._subscribers), self._thread
+        for subscription in subscribers:
+            subscription.end()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        idle_since: float | None = None
+        while not self._stopped.wait(self._poll_seconds):
+            with self._lock:
+                subscribers = list(self._subscribers)
+                if not subscribers:
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since >= IDLE_STOP_SECONDS:
+                        self._thread = None
+                        self._reset()
+                        return
+                    continue
+            idle_since = None
+            self._poll_once(subscribers)
+        with self._lock:
+            self._thread = None
+
+    def _reset(self) -> None:
+        """Forget the cursor when the poller stops: a later start begins at the present."""
+        self._cursor = None
+        self._sent = {}
+
+    def _poll_once(self, subscribers: list[Subscription]) -> None:
+        try:
+            events = [format_event(job) for job in self._fresh_changes()]
+        except VidgenError as exc:
+            # The database is away: streams stay open and catch up when it is back.
+            log.warning("status page: cannot read job changes: %s", exc.user_message)
+            return
+        if events:
+            for subscription in subscribers:
+                subscription.put(events)
+
+    def _fresh_changes(self) -> list[JobSummary]:
+        if self._cursor is None:
+            # Start at the newest change; looking back OVERLAP_SECONDS from there also covers
+            # what was written while the first client read its snapshot.
+            self._cursor = latest_job_update(self._database) or datetime.now(UTC)
+        since = self._cursor - timedelta(seconds=OVERLAP_SECONDS)
+        rows = changes_since(self._database, since, BATCH)
+        if len(rows) == BATCH:
+            # A burst (an intake of many jobs at once): read on from the last row instead of
+            # looking back, or the same first BATCH rows would be read again and again.
+            rows = changes_since(self._database, self._cursor, BATCH)
+        fresh = [job for job in rows if self._sent.get(job.id) != job.updated_at]
+        for job in fresh:
+            self._sent[job.id] = job.updated_at
+        if rows:
+            self._cursor = max(self._cursor, rows[-1].updated_at)
+        horizon = self._cursor - timedelta(seconds=OVERLAP_SECONDS)
+        self._sent = {k: v for k, v in self._sent.items() if v >= horizon}
+        return fresh
+
+
+def _since_last_event(value: str | None) -> datetime | None:
+    if not value or not value.isdigit():
+        return None
+    moment = datetime.fromtimestamp(int(value) / 1_000_000, UTC)
+    if datetime.now(UTC) - moment > timedelta(seconds=CATCH_UP_SECONDS):
+        return None
+    return moment
+
+
+def initial_state(database: Database, last_event_id: str | None) -> list[JobSummary]:
+    """The live jobs, and on a reconnect what changed since the last event the client saw."""
+    jobs = {job.id: job for job in list_live_jobs(database)}
+    since = _since_last_event(last_event_id)
+    if since is not None:
+        for job in changes_since(database, since, BATCH):
+            jobs.setdefault(job.id, job)
+    return sorted(jobs.values(), key=lambda job: job.updated_at)
+
+
+def stream(
+    subscription: Subscription,
+    snapshot: list[JobSummary],
+    max_seconds: float,
+    disconnected: Callable[[], bool],
+) -> Iterator[str]:
+    """The body of one SSE response: the snapshot, then live events until the deadline."""
+    yield f"retry: {RETRY_MS}\n\n"
+    yield "".join(format_event(job) for job in snapshot) or ": no live jobs\n\n"
+    deadline = time.monotonic() + max_seconds
+    last_write = time.monotonic()
+    while not subscription.ended and not disconnected():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        events = subscription.take(min(WAKE_SECONDS, remaining))
+        if events:
+            yield "".join(events)
+            last_write = time.monotonic()
+        elif time.monotonic() - last_write >= HEARTBEAT_SECONDS:
+            yield ": keep-alive\n\n"
+            last_write = time.monotonic()
+    yield f"retry: {RETRY_MS}\n\n"
+
+
+@bp.get("/api/events")
+def events() -> Response:
+    app = current_app
+    feed: ChangeFeed = app.extensions["vidgen.feed"]
+    settings = app.extensions["vidgen.settings"]
+    # Subscribe before reading the snapshot, so nothing written in between is lost.
+    subscription = feed.subscribe()
+    try:
+        snapshot = initial_state(
+            app.extensions["vidgen.database"], request.headers.get("Last-Event-ID")
+        )
+    except BaseException:
+        feed.unsubscribe(subscription)
+        raise
+    max_seconds = settings.status.sse_max_seconds
+    if feed.subscriber_count > max(1, settings.status.threads - RESERVED_THREADS):
+        # Every server thread but a few is streaming: this client gets the current state and
+        # comes back later (a slow poll), so the pages stay fast for everyone.
+        subscription.end()
+    # waitress tells whether the client is gone (with channel_request_lookahead > 0, see
+    # server.py); other servers only find out when a write fails.
+    disconnected = request.environ.get("waitress.client_disconnected") or (lambda: False)
+    response = Response(
+        stream(subscription, snapshot, max_seconds, disconnected),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+    # Called whether or not the body was read (a HEAD request never reads it).
+    response.call_on_close(lambda: feed.unsubscribe(subscription))
+    return response

@@ -1,0 +1,193 @@
+"""``GET /health``: can vidgen work? The database, each ComfyUI backend, ffmpeg, the folders.
+
+200 while vidgen can work (a missing ComfyUI or ffmpeg is reported, not fatal: jobs wait or fail
+with a message), 503 only when the database or storage (the storage folder or an outbox) is
+unusable. Folders are named by their last component, never by their full path.
+
+ComfyUI is asked through the ComfyUI client (``/system_stats`` and ``/queue``), one probe per
+backend; ``create_app`` takes other probes for tests or special set-ups.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from stages.ffmpeg_runner import ffmpeg_version
+from vidgen.config import ComfyUISettings, Settings
+from vidgen.db.session import Database
+from vidgen.errors import VidgenError
+from workflows.comfyui_client import ComfyUIClient
+
+bp = Blueprint("health", __name__)
+
+FFMPEG_CACHE_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class BackendHealth:
+    """What one ComfyUI backend said (or that it did not answer)."""
+
+    url: str
+    reachable: bool
+    queue_length: int | None = None
+    vram_free_bytes: int | None = None
+    vram_total_bytes: int | None = None
+    error: str | None = None
+
+
+BackendProbe = Callable[[], BackendHealth]
+
+
+class _Device(Protocol):
+    @property
+    def vram_free(self) -> int: ...
+    @property
+    def vram_total(self) -> int: ...
+
+
+class _Stats(Protocol):
+    @property
+    def devices(self) -> Sequence[_Device]: ...
+
+
+class _Queue(Protocol):
+    @property
+    def running(self) -> Sequence[object]: ...
+    @property
+    def pending(self) -> Sequence[object]: ...
+
+
+def backend_probe(
+    url: str, system_stats: Callable[[], _Stats], queue_state: Callable[[], _Queue]
+) -> BackendProbe:
+    """A probe from a ComfyUI client's ``system_stats`` and ``queue_state`` methods."""
+
+    def probe() -> BackendHealth:
+        try:
+            stats = system_stats()
+            queue = queue_state()
+        except VidgenError as exc:
+            return BackendHealth(url, reachable=False, error=exc.user_message)
+        return BackendHealth(
+            url,
+            reachable=True,
+            queue_length=len(queue.running) + len(queue.pending),
+            vram_free_bytes=sum(d.vram_free for d in stats.devices),
+            vram_total_bytes=sum(d.vram_total for d in stats.devices),
+        )
+
+    return probe
+
+
+def comfyui_probes(settings: ComfyUISettings) -> list[BackendProbe]:
+    """One probe per configured backend, each asking through a short-lived ComfyUI client."""
+
+    def probe_of(url: str) -> BackendProbe:
+        def probe() -> BackendHealth:
+            with ComfyUIClient(url, settings) as client:
+                return backend_probe(url, client.system_stats, client.queue_state)()
+
+        return probe
+
+    return [probe_of(url) for url in settings.urls]
+
+
+class FFmpegVersion:
+    """ffmpeg's version, asked at most once a minute (it starts a process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] = {}
+        self._checked = -FFMPEG_CACHE_SECONDS
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:
+            if time.monotonic() - self._checked >= FFMPEG_CACHE_SECONDS:
+                try:
+                    self._value = {"ok": True, "version": ffmpeg_version()}
+                except VidgenError as exc:
+                    self._value = {"ok": False, "error": exc.user_message}
+                self._checked = time.monotonic()
+            return dict(self._value)
+
+
+def _database(database: Database) -> dict[str, Any]:
+    try:
+        database.ping()
+    except VidgenError:
+        return {"ok": False, "error": "the database does not answer"}
+    return {"ok": True}
+
+
+def _folder(path: Path, *, need_write: bool) -> dict[str, Any]:
+    readable = path.is_dir() and os.access(path, os.R_OK | os.X_OK)
+    writable = readable and os.access(path, os.W_OK)
+    entry: dict[str, Any] = {"name": path.name, "readable": readable, "writable": writable}
+    if need_write:
+        entry["ok"] = writable
+    if readable:
+        entry["freeBytes"] = shutil.disk_usage(path).free
+    return entry
+
+
+def _backend(probe: BackendProbe) -> dict[str, Any]:
+    result = asdict(probe())
+    return {
+        "url": result["url"],
+        "reachable": result["reachable"],
+        "queueLength": result["queue_length"],
+        "vramFreeBytes": result["vram_free_bytes"],
+        "vramTotalBytes": result["vram_total_bytes"],
+        "error": result["error"],
+    }
+
+
+def check_health(
+    settings: Settings, database: Database, probes: Sequence[BackendProbe], ffmpeg: FFmpegVersion
+) -> tuple[dict[str, Any], bool]:
+    """The health report, and whether vidgen can work (database and storage usable)."""
+    storage = _folder(settings.storage, need_write=True)
+    outboxes = [_folder(p, need_write=True) for p in dict.fromkeys(settings.all_outboxes)]
+    report: dict[str, Any] = {
+        "database": _database(database),
+        "comfyui": [_backend(probe) for probe in probes],
+        "ffmpeg": ffmpeg.get(),
+        "inboxes": [_folder(i.path, need_write=True) for i in settings.inboxes],
+        "storage": storage,
+        "outboxes": outboxes,
+    }
+    usable = report["database"]["ok"] and storage["ok"] and all(o["ok"] for o in outboxes)
+    report["status"] = "unavailable" if not usable else _degraded(report) or "ok"
+    return report, usable
+
+
+def _degraded(report: dict[str, Any]) -> str | None:
+    """``degraded`` when vidgen works but not fully: no ComfyUI, no ffmpeg, an inbox away."""
+    troubles = (
+        not all(b["reachable"] for b in report["comfyui"])
+        or not report["ffmpeg"]["ok"]
+        or not all(i["ok"] for i in report["inboxes"])
+    )
+    return "degraded" if troubles else None
+
+
+@bp.get("/health")
+def health() -> tuple[Response, int]:
+    report, usable = check_health(
+        current_app.extensions["vidgen.settings"],
+        current_app.extensions["vidgen.database"],
+        current_app.extensions["vidgen.backend_probes"],
+        current_app.extensions["vidgen.ffmpeg"],
+    )
+    response = jsonify(report)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 200 if usable else 503

@@ -1,0 +1,83 @@
+"""The HTML pages: jobs (live), projects, a project, a job, the rejected manifests.
+
+Each view calls one read function and renders its template; the filters registered here turn
+read models into words (present.py) and recorded paths into ``/files/`` URLs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, abort, current_app, render_template, request
+
+from status import present
+from status.api import page_arguments
+from status.files import FileRoots
+from vidgen.db.queries import get_job, get_project, list_jobs, list_projects
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.app_template_filter("file_url")
+def file_url(path: str | None) -> str | None:
+    roots: FileRoots = current_app.extensions["vidgen.file_roots"]
+    return roots.url_path(path)
+
+
+bp.add_app_template_filter(present.when, "when")
+bp.add_app_template_filter(present.duration, "duration")
+bp.add_app_template_filter(present.percent, "percent")
+bp.add_app_template_filter(present.media_kind, "media_kind")
+bp.add_app_template_filter(present.pretty_json, "pretty_json")
+
+
+@bp.get("/")
+def jobs() -> str:
+    page, per_page = page_arguments()
+    job_page = list_jobs(current_app.extensions["vidgen.database"], page, per_page)
+    return render_template("jobs.html", page=job_page, live=True)
+
+
+@bp.get("/projects")
+def projects() -> str:
+    found = list_projects(current_app.extensions["vidgen.database"])
+    return render_template("projects.html", projects=found)
+
+
+@bp.get("/projects/<project_name>")
+def project(project_name: str) -> str:
+    detail = get_project(current_app.extensions["vidgen.database"], project_name)
+    if detail is None:
+        abort(404, description="There is no project with this name.")
+    return render_template("project.html", detail=detail, live=True)
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str) -> str:
+    detail = get_job(current_app.extensions["vidgen.database"], job_id)
+    if detail is None:
+        abort(404, description="There is no job with this id.")
+    now = datetime.now(UTC)
+    return render_template(
+        "job.html",
+        detail=detail,
+        stages=present.job_stages(detail, now),
+        timings=present.job_timings(detail, now),
+        live=True,
+    )
+
+
+@bp.get("/rejected")
+def rejected() -> str:
+    items = current_app.extensions["vidgen.rejected_lister"]()
+    return render_template("rejected.html", items=items, inboxes=_inbox_names())
+
+
+def _inbox_names() -> list[str]:
+    settings = current_app.extensions["vidgen.settings"]
+    return [inbox.path.name for inbox in settings.inboxes]
+
+
+@bp.app_context_processor
+def navigation() -> dict[str, str]:
+    return {"active_path": request.path}

@@ -1,0 +1,156 @@
+// vidgen status page: local times, and live job updates from /api/events (Server-Sent Events).
+// Everything a job says is put into the page as text, never as HTML.
+(function () {
+  "use strict";
+
+  var CLIP_STATUS = { queued: "queued", active: "generating", completed: "ready", failed: "failed", cancelled: "cancelled" };
+  var shown = new Map(); // job id -> updatedAtUs of what the page shows
+
+  function localTime(iso) {
+    var moment = new Date(iso);
+    if (isNaN(moment.getTime())) return null;
+    return moment.toLocaleString(undefined, {
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"
+    });
+  }
+
+  function localizeTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      var text = localTime(el.getAttribute("datetime"));
+      if (text) {
+        el.title = el.textContent;
+        el.textContent = text;
+      }
+    });
+  }
+
+  function setBadge(badge, status, label) {
+    if (!badge) return;
+    badge.className = "badge status-" + status;
+    badge.textContent = label || status;
+  }
+
+  function setProgress(root, job) {
+    root.querySelectorAll("progress.bar").forEach(function (bar) {
+      bar.value = job.progressPercent;
+      bar.textContent = Math.round(job.progressPercent) + " %";
+      bar.className = "bar status-" + job.jobStatus;
+    });
+    root.querySelectorAll(".pct").forEach(function (el) {
+      el.textContent = Math.round(job.progressPercent) + " %";
+    });
+    root.querySelectorAll(".stage").forEach(function (el) {
+      el.textContent = job.currentStage || "";
+    });
+    root.querySelectorAll(".error-text").forEach(function (el) {
+      var failed = job.jobStatus === "failed" && job.errorMessage;
+      el.textContent = failed ? job.errorMessage : "";
+      el.hidden = !failed;
+    });
+  }
+
+  function updateJob(root, job) {
+    root.dataset.status = job.jobStatus;
+    root.dataset.updatedUs = String(job.updatedAtUs);
+    setProgress(root, job);
+    var badge = root.querySelector(".status-cell .badge, .page-head .badge");
+    setBadge(badge, job.jobStatus);
+    var time = root.querySelector("td.updated time");
+    if (time) {
+      time.setAttribute("datetime", job.updatedAt);
+      time.textContent = localTime(job.updatedAt) || job.updatedAt;
+    }
+  }
+
+  function updateClip(card, job) {
+    if (job.jobType !== "generate") return;
+    var status = CLIP_STATUS[job.jobStatus] || job.jobStatus;
+    setBadge(card.querySelector(".clip-status .badge"), status);
+    if (job.jobStatus === "completed") {
+      var block = card.querySelector(".progress-block");
+      if (block) {
+        block.querySelector(".stage").textContent = "ready: reload the page to play it";
+      }
+    }
+  }
+
+  function addRow(job) {
+    var body = document.querySelector("tbody[data-prepend]");
+    var template = document.getElementById("job-row-template");
+    if (!body || !template) return null;
+    var row = template.content.firstElementChild.cloneNode(true);
+    row.dataset.jobId = job.id;
+    var project = row.querySelector(".project-link");
+    project.textContent = job.displayName || job.projectName;
+    project.setAttribute("href", "/projects/" + encodeURIComponent(job.projectName));
+    var link = row.querySelector(".job-link");
+    link.textContent = job.jobType;
+    link.setAttribute("href", "/jobs/" + encodeURIComponent(job.id));
+    row.querySelector(".job-short").textContent = job.id.slice(0, 8);
+    body.insertBefore(row, body.firstChild);
+    var table = body.closest("table");
+    if (table) table.hidden = false;
+    return row;
+  }
+
+  function apply(job) {
+    var known = shown.get(job.id) || 0;
+    if (job.updatedAtUs < known) return; // older than what the page already shows
+    shown.set(job.id, job.updatedAtUs);
+    var selector = '[data-job-id="' + CSS.escape(job.id) + '"]';
+    var targets = Array.prototype.slice.call(document.querySelectorAll(selector));
+    if (targets.length === 0 && (job.jobStatus === "queued" || job.jobStatus === "active")) {
+      var row = addRow(job);
+      if (row) targets.push(row);
+    }
+    targets.forEach(function (el) {
+      if (el.dataset.kind === "clip") {
+        setProgress(el, job);
+      } else {
+        updateJob(el, job);
+      }
+    });
+    (job.clipIds || []).forEach(function (clipId) {
+      document.querySelectorAll('[data-clip-id="' + CSS.escape(clipId) + '"]').forEach(function (card) {
+        updateClip(card, job);
+      });
+    });
+  }
+
+  function listen() {
+    var indicator = document.getElementById("live-indicator");
+    function state(name, text) {
+      if (!indicator) return;
+      indicator.dataset.state = name;
+      indicator.textContent = text;
+    }
+    var source = new EventSource("/api/events");
+    source.addEventListener("open", function () { state("open", "live"); });
+    source.addEventListener("error", function () { state("retrying", "reconnecting…"); });
+    ["progress", "completed", "error"].forEach(function (type) {
+      source.addEventListener(type, function (event) {
+        try {
+          apply(JSON.parse(event.data));
+        } catch (problem) {
+          // A malformed event must not stop the ones after it.
+          if (window.console) window.console.warn("vidgen: ignored an event", problem);
+        }
+      });
+    });
+  }
+
+  function start() {
+    localizeTimes(document);
+    document.querySelectorAll("[data-job-id][data-updated-us]").forEach(function (el) {
+      var seen = Number(el.dataset.updatedUs) || 0;
+      shown.set(el.dataset.jobId, Math.max(shown.get(el.dataset.jobId) || 0, seen));
+    });
+    if (document.body.dataset.live && window.EventSource) listen();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

@@ -1,0 +1,106 @@
+"""``vidgen jobs``: the job list as a table in the terminal; ``--follow`` keeps it live, with a
+progress bar per job, until Ctrl-C."""
+
+from __future__ import annotations
+
+import threading
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from status.present import when
+from vidgen.db.models import JobStatus
+from vidgen.db.queries import JobPage, JobSummary, list_jobs
+from vidgen.db.session import Database
+from vidgen.errors import VidgenError
+
+SHOWN_JOBS = 30
+REFRESH_SECONDS = 0.5
+STATUS_STYLES = {
+    JobStatus.QUEUED: "bright_black",
+    JobStatus.ACTIVE: "cyan",
+    JobStatus.COMPLETED: "green",
+    JobStatus.FAILED: "bold red",
+    JobStatus.CANCELLED: "yellow",
+}
+
+
+def _progress(job: JobSummary) -> Group | Text:
+    if job.job_status != JobStatus.ACTIVE:
+        return Text(f"{job.progress_percent:.0f} %")
+    bar = ProgressBar(total=100, completed=job.progress_percent, width=24)
+    return Group(bar, Text(f"{job.progress_percent:.0f} %"))
+
+
+def _detail(job: JobSummary) -> Text:
+    if job.job_status == JobStatus.FAILED and job.error_message:
+        return Text(job.error_message, style="red")
+    return Text(job.current_stage)
+
+
+def jobs_table(page: JobPage) -> Table:
+    """The newest jobs, one row each, the way ``vidgen jobs`` shows them."""
+    counts = ", ".join(f"{count} {status}" for status, count in sorted(page.status_counts.items()))
+    table = Table(
+        title=f"vidgen jobs ({page.total} in all{': ' + counts if counts else ''})",
+        title_justify="left",
+        expand=True,
+    )
+    table.add_column("Created", no_wrap=True)
+    table.add_column("Project")
+    table.add_column("Type", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Progress", no_wrap=True, min_width=12)
+    table.add_column("Stage / error", ratio=1)
+    table.add_column("Job", no_wrap=True, style="bright_black")
+    for job in page.jobs:
+        table.add_row(
+            when(job.created_at),
+            Text(job.display_name or job.project_name),
+            job.job_type,
+            Text(job.job_status, style=STATUS_STYLES.get(JobStatus(job.job_status), "")),
+            _progress(job),
+            _detail(job),
+            job.id[:8],
+        )
+    if not page.jobs:
+        table.caption = "No jobs yet: drop a manifest into an inbox."
+    return table
+
+
+def print_jobs(
+    database: Database,
+    follow: bool,
+    console: Console,
+    *,
+    limit: int = SHOWN_JOBS,
+    stop_event: threading.Event | None = None,
+) -> None:
+    """Print the ``limit`` newest jobs; with ``follow``, redraw them until Ctrl-C (or
+    ``stop_event``).
+
+    Raises:
+        DatabaseUnavailable: the database does not answer (when not following).
+    """
+    if not follow:
+        console.print(jobs_table(list_jobs(database, 1, limit)))
+        return
+    stop = stop_event or threading.Event()
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+        try:
+            while not stop.is_set():
+                live.update(_follow_view(database, limit), refresh=True)
+                stop.wait(REFRESH_SECONDS)
+        except KeyboardInterrupt:
+            return
+
+
+def _follow_view(database: Database, limit: int) -> Table | Text:
+    try:
+        return jobs_table(list_jobs(database, 1, limit))
+    except VidgenError as exc:
+        # Keep following: the database may be back at the next refresh.
+        return Text(f"{exc.user_message} (retrying)", style="red")
