@@ -60,7 +60,14 @@ class JobContext:
             self.check_cancelled()
             return
         self._last_percent = percent
-        state = jobs.report_progress(self.database, self.job.id, self.job.worker_id, percent, stage)
+        try:
+            state = jobs.report_progress(
+                self.database, self.job.id, self.job.worker_id, percent, stage
+            )
+        except DatabaseUnavailable as exc:
+            # Progress is advisory: the work goes on while the database restarts.
+            log.warning("could not write progress: %s", exc)
+            state = LeaseState.OURS
         if state is not LeaseState.OURS:
             self.cancel.set()
         self.check_cancelled()
@@ -207,7 +214,13 @@ class Worker:
                 if job is None:
                     self.stop_event.wait(self.settings.jobs.poll_seconds)
                     continue
-                self.run_claimed(job)
+                try:
+                    self.run_claimed(job)
+                except DatabaseUnavailable as exc:
+                    # The job's outcome could not be written; its lease runs out and it is
+                    # taken up again (by us or another worker) once the database is back.
+                    log.warning("job %s left to its lease: %s", job.id, exc)
+                    self.stop_event.wait(self.settings.jobs.retry_backoff_seconds)
         finally:
             self.leases.stop()
             if self.on_stop is not None:

@@ -38,61 +38,98 @@ def _binary(name: str) -> str:
     )
 
 
-def _start(root: Path) -> tuple[subprocess.Popen[bytes], int]:
-    data = root / "data"
-    root.mkdir(parents=True, exist_ok=True)
-    as_root = os.geteuid() == 0
-    if as_root:
-        shutil.chown(root, "mysql", "mysql")
-    user = ["--user=mysql"] if as_root else []
-    subprocess.run(
-        [
-            _binary("mariadb-install-db"),
-            "--no-defaults",
-            *user,
-            f"--datadir={data}",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            _binary("mariadbd"),
-            "--no-defaults",
-            *user,
-            f"--datadir={data}",
-            f"--socket={root / 's.sock'}",
-            f"--pid-file={root / 'm.pid'}",
-            f"--port={port}",
-            "--bind-address=127.0.0.1",
-            "--character-set-server=utf8mb4",
-            "--collation-server=utf8mb4_unicode_ci",
-            "--innodb-flush-log-at-trx-commit=2",
-            "--skip-log-bin",
-            "--max-connections=500",
-            f"--log-error={root / 'err.log'}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return server, port
+class ThrowawayMariaDB:
+    """A private server in ``root`` on a free port; ``stop``/``start`` keep its data and port,
+    so a test can restart the database under a running vidgen."""
 
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self._as_root = os.geteuid() == 0
+        self._server: subprocess.Popen[bytes] | None = None
+        root.mkdir(parents=True, exist_ok=True)
+        if self._as_root:
+            shutil.chown(root, "mysql", "mysql")
+        subprocess.run(
+            [
+                _binary("mariadb-install-db"),
+                "--no-defaults",
+                *self._user,
+                f"--datadir={root / 'data'}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+        )
 
-def _wait_until_up(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise MariaDBUnavailable(f"the throwaway MariaDB exited: {tail}")
-        try:
-            pymysql.connect(host="127.0.0.1", port=port, user="root", password="").close()
+    @property
+    def _user(self) -> list[str]:
+        return ["--user=mysql"] if self._as_root else []
+
+    @property
+    def url(self) -> str:
+        return f"mysql+pymysql://root:@127.0.0.1:{self.port}/{DATABASE}?charset=utf8mb4"
+
+    def start(self) -> None:
+        self._server = subprocess.Popen(
+            [
+                _binary("mariadbd"),
+                "--no-defaults",
+                *self._user,
+                f"--datadir={self.root / 'data'}",
+                f"--socket={self.root / 's.sock'}",
+                f"--pid-file={self.root / 'm.pid'}",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_unicode_ci",
+                "--innodb-flush-log-at-trx-commit=2",
+                "--skip-log-bin",
+                "--max-connections=500",
+                f"--log-error={self.root / 'err.log'}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._wait_until_up()
+        connection = pymysql.connect(host="127.0.0.1", port=self.port, user="root", password="")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE DATABASE IF NOT EXISTS {DATABASE} "
+                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
+        connection.close()
+
+    def _wait_until_up(self) -> None:
+        assert self._server is not None
+        log = self.root / "err.log"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._server.poll() is not None:
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise MariaDBUnavailable(f"the throwaway MariaDB exited: {tail}")
+            try:
+                pymysql.connect(host="127.0.0.1", port=self.port, user="root", password="").close()
+                return
+            except pymysql.err.OperationalError:
+                time.sleep(0.05)
+        raise MariaDBUnavailable("the throwaway MariaDB did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self._server is None:
             return
-        except pymysql.err.OperationalError:
-            time.sleep(0.05)
-    raise MariaDBUnavailable("the throwaway MariaDB did not answer within 30 s")
+        self._server.terminate()
+        try:
+            self._server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self._server.kill()
+            self._server.wait(timeout=10)
+        self._server = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def own_database(url: str, suffix: str) -> str:
@@ -117,22 +154,14 @@ def own_database(url: str, suffix: str) -> str:
 @contextmanager
 def throwaway_mariadb() -> Iterator[str]:
     """Start a private MariaDB; yield its SQLAlchemy URL; stop it and delete its files."""
-    # Not below /tmp/pytest-of-root, which is 0700: the mysql user could not reach its datadir.
-    root = Path(f"/tmp/vidgen-mariadb-{os.getpid()}-{free_port()}")
-    server, port = _start(root)
+    server = ThrowawayMariaDB(scratch_folder())
     try:
-        _wait_until_up(port, server, root / "err.log")
-        connection = pymysql.connect(host="127.0.0.1", port=port, user="root", password="")
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            )
-        connection.close()
-        yield f"mysql+pymysql://root:@127.0.0.1:{port}/{DATABASE}?charset=utf8mb4"
+        server.start()
+        yield server.url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()
+
+
+def scratch_folder() -> Path:
+    # Not below /tmp/pytest-of-root, which is 0700: the mysql user could not reach its datadir.
+    return Path(f"/tmp/vidgen-mariadb-{os.getpid()}-{free_port()}")

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
@@ -46,11 +46,12 @@ class Database:
         try:
             yield session
             session.commit()
-        except OperationalError as exc:
-            session.rollback()
+        except (OperationalError, InterfaceError) as exc:
+            # Lost connection, server restarting, lock timeout: all worth another try later.
+            _rollback_quietly(session)
             raise DatabaseUnavailable(f"the database is unavailable ({exc.orig})") from exc
         except BaseException:
-            session.rollback()
+            _rollback_quietly(session)
             raise
         finally:
             session.close()
@@ -65,6 +66,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _rollback_quietly(session: Session) -> None:
+    """Roll back; with the connection already gone, the rollback itself may fail too."""
+    try:
+        session.rollback()
+    except DBAPIError as exc:
+        log.debug("rollback failed: %s", exc)
 
 
 def open_database(url: str) -> Database:
