@@ -93,7 +93,6 @@ def start(settings: Settings, parts: set[Part]) -> Services:
         services.status_thread = threading.Thread(
             target=serve,
             args=(settings, services.database, services.stop_event),
-            kwargs={"watcher": services.watcher},
             name="status",
             daemon=True,
         )
@@ -110,9 +109,9 @@ def run_until_signalled(services: Services) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
         received.set()
 
-    previous: dict[int, Callable[..., object] | int | None] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, on_signal)
+    previous: dict[signal.Signals, Callable[..., object] | int | None] = {}
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        previous[signal_number] = signal.signal(signal_number, on_signal)
     try:
         while not received.wait(1.0):
             if services.status_thread is not None and not services.status_thread.is_alive():
@@ -120,5 +119,5 @@ def run_until_signalled(services: Services) -> None:
                 break
     finally:
         services.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signal_number, handler in previous.items():
+            signal.signal(signal_number, handler)
