@@ -1,0 +1,163 @@
+"""The whole pipeline in one process, as `vidgen run` starts it: a manifest dropped into the
+inbox becomes a finished, convention-named video in the outbox (real watchdog events, MariaDB,
+ffmpeg; ComfyUI through the double)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from stages.ffmpeg_runner import probe
+from tests.comfyui_double import ComfyUIDouble
+from tests.fixtures.database import make_settings
+from tests.fixtures.media import MakeClip
+from tests.fixtures.pipeline import make_image, wait_for
+from vidgen.config import Settings
+from vidgen.db.models import Clip, Job
+from vidgen.db.session import Database
+from vidgen.runtime import Part, Services, start
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+StartVidgen = Callable[[Settings], Services]
+
+
+@pytest.fixture
+def start_vidgen() -> Iterator[StartVidgen]:
+    """``start(settings)``: watcher and workers running in this process, stopped at teardown."""
+    running: list[Services] = []
+
+    def run(settings: Settings) -> Services:
+        services = start(settings, {Part.WATCH, Part.WORK})
+        running.append(services)
+        return services
+
+    yield run
+    for services in running:
+        services.stop()
+
+
+def _drop(inbox: Path, name: str, text: str) -> None:
+    """Write like a user's editor: a temporary name, then a rename into place."""
+    partial = inbox / f".{name}.part"
+    partial.write_text(text, encoding="utf-8")
+    partial.rename(inbox / name)
+
+
+def _outputs(outbox: Path, suffix: str) -> list[Path]:
+    return sorted(p for p in outbox.glob(f"*{suffix}") if not p.name.startswith("."))
+
+
+def _url(database: Database) -> str:
+    return database.engine.url.render_as_string(hide_password=False)
+
+
+def test_a_text_to_video_manifest_reaches_the_outbox(
+    comfyui: ComfyUIDouble, database: Database, tmp_path: Path, start_vidgen: StartVidgen
+) -> None:
+    settings = make_settings(tmp_path, _url(database), comfyui={"urls": [comfyui.url]})
+    start_vidgen(settings)
+    _drop(
+        settings.inboxes[0].path,
+        "fox.yaml",
+        "project: Fox Run\nresolution: 64x64\ndefaults: {steps: 4, frames: 16}\nclips:\n"
+        "  - prompt: a red fox running through snow\n"
+        "  - prompt: the fox jumps over a log\n"
+        "export: {transition: {type: fade, duration: 0.5}, quality: draft}\n",
+    )
+    exports = wait_for(lambda: _outputs(settings.outbox, ".mp4"), timeout=90, what="the export")
+    assert [p.name[8:] for p in exports] == ["_foxRun_export_001.mp4"]
+    info = probe(exports[0])
+    assert (info.width, info.height, info.codec) == (64, 64, "h264")
+    assert abs(info.duration_sec - 3.5) < 0.1  # two 2 s clips, one 0.5 s fade
+    assert len(comfyui.runs) == 2
+    manifests = list((settings.storage / "foxRun" / "manifests").glob("*_foxRun_manifest_*.yaml"))
+    assert manifests
+    assert not list(settings.inboxes[0].path.glob("*.yaml"))
+
+
+def test_redropping_an_unchanged_manifest_regenerates_nothing(
+    comfyui: ComfyUIDouble, database: Database, tmp_path: Path, start_vidgen: StartVidgen
+) -> None:
+    settings = make_settings(tmp_path, _url(database), comfyui={"urls": [comfyui.url]})
+    start_vidgen(settings)
+    text = "project: Again\nresolution: 64x64\ndefaults: {steps: 2, frames: 8}\nclips:\n"
+    text += "  - prompt: one\n  - prompt: two\n"
+    _drop(settings.inboxes[0].path, "again.yaml", text)
+    wait_for(lambda: _outputs(settings.outbox, ".mp4"), timeout=90, what="the first export")
+    _drop(
+        settings.inboxes[0].path,
+        "again.yaml",
+        text.replace("one\n  - prompt: two", "two\n  - prompt: one"),
+    )
+    wait_for(lambda: len(_outputs(settings.outbox, ".mp4")) == 2, timeout=90, what="the re-join")
+    assert len(comfyui.runs) == 2  # reordering re-joined without generating
+    with database.session() as session:
+        clips = {c.prompt: c.order_index for c in session.query(Clip)}
+        assert clips == {"two": 0, "one": 1}
+
+
+def test_every_no_gpu_example_reaches_the_outbox(
+    database: Database, tmp_path: Path, start_vidgen: StartVidgen
+) -> None:
+    subprocess.run(["python3", str(EXAMPLES / "make_media.py")], check=True)
+    settings = make_settings(tmp_path, _url(database))
+    inbox = settings.inboxes[0].path
+    shutil.copytree(EXAMPLES / "media", inbox / "media")
+    examples = sorted(EXAMPLES.glob("no-gpu-*.yaml"))
+    start_vidgen(settings)
+    for example in examples:
+        _drop(inbox, example.name, example.read_text(encoding="utf-8"))
+    outputs = wait_for(
+        lambda: (
+            len(list(settings.outbox.iterdir())) == len(examples)
+            and list(settings.outbox.iterdir())
+        ),
+        timeout=180,
+        what="every example's video",
+    )
+    suffixes = sorted(p.suffix for p in outputs)
+    assert suffixes == [".gif", ".mp4", ".mp4", ".webm"]
+
+    def statuses() -> set[str]:
+        with database.session() as session:
+            return {j.job_status for j in session.query(Job)}
+
+    wait_for(lambda: statuses() == {"completed"}, what="every job to be recorded complete")
+
+
+def test_an_image_to_video_manifest_uploads_its_reference(
+    comfyui: ComfyUIDouble, database: Database, tmp_path: Path, start_vidgen: StartVidgen
+) -> None:
+    settings = make_settings(tmp_path, _url(database), comfyui={"urls": [comfyui.url]})
+    inbox = settings.inboxes[0].path
+    (inbox / "refs").mkdir()
+    make_image(inbox / "refs" / "girl.png")
+    start_vidgen(settings)
+    _drop(
+        inbox,
+        "girl.yaml",
+        "prompt: a girl smiling\nimage: refs/girl.png\nresolution: 64x64\nframes: 8\nsteps: 2\n",
+    )
+    outputs = wait_for(lambda: _outputs(settings.outbox, ".mp4"), timeout=90, what="the video")
+    info = probe(outputs[0])
+    assert (info.width, info.height, info.frame_count) == (64, 64, 8)
+    assert list(comfyui.input_dir.glob("vidgen-*.png"))
+    assert (inbox / "refs" / "girl.png").exists()  # inputs are copied, never taken away
+
+
+def test_the_imported_clip_alone_is_delivered_as_it_is(
+    make_clip: MakeClip, database: Database, tmp_path: Path, start_vidgen: StartVidgen
+) -> None:
+    settings = make_settings(tmp_path, _url(database))
+    inbox = settings.inboxes[0].path
+    shutil.copy(make_clip(320, 240, 10, 1.0), inbox / "holiday.mp4")
+    start_vidgen(settings)
+    _drop(inbox, "holiday.yaml", "video: holiday.mp4\n")
+    outputs = wait_for(lambda: _outputs(settings.outbox, ".mp4"), timeout=60, what="the video")
+    info = probe(outputs[0])
+    assert (info.width, info.height, info.frame_count, info.fps) == (320, 240, 10, 10.0)
