@@ -142,7 +142,7 @@ def test_project_outputs_play_or_download_by_format(
     page = _text(client.get(f"/projects/{quote(seeded.korean_project_name)}"))
     for name in ("20261126_봄여행_export_001.mp4", "20261126_봄여행_export_002.webm"):
         assert f'preload="metadata" playsinline src="/files/outbox/{quote(name)}"' in page
-    assert "plays in few browsers" in page  # H.265 is offered as a download only
+    assert "mp4-h265: download to watch" in page  # H.265 is offered as a download only
     assert f'href="/files/outbox/{quote("20261126_봄여행_export_003.mp4")}" download' in page
     assert page.count('<video class="player"') == 2 + 2  # two playable exports, two clips
     assert KOREAN_PROMPT in page

@@ -6,12 +6,19 @@
   var CLIP_STATUS = { queued: "queued", active: "generating", completed: "ready", failed: "failed", cancelled: "cancelled" };
   var shown = new Map(); // job id -> updatedAtUs of what the page shows
 
+  function pad(number) {
+    return String(number).padStart(2, "0");
+  }
+
+  // Today's times as 13:20:30, older ones as 2026-11-26 13:20, in the reader's time zone.
   function localTime(iso) {
     var moment = new Date(iso);
     if (isNaN(moment.getTime())) return null;
-    return moment.toLocaleString(undefined, {
-      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit"
-    });
+    var clock = pad(moment.getHours()) + ":" + pad(moment.getMinutes());
+    if (moment.toDateString() === new Date().toDateString()) {
+      return clock + ":" + pad(moment.getSeconds());
+    }
+    return moment.getFullYear() + "-" + pad(moment.getMonth() + 1) + "-" + pad(moment.getDate()) + " " + clock;
   }
 
   function localizeTimes(root) {
@@ -39,11 +46,13 @@
     root.querySelectorAll(".pct").forEach(function (el) {
       el.textContent = Math.round(job.progressPercent) + " %";
     });
+    var failed = job.jobStatus === "failed" && Boolean(job.errorMessage);
     root.querySelectorAll(".stage").forEach(function (el) {
-      el.textContent = job.currentStage || "";
+      // A failed job's stage repeats its error, which is shown once, below.
+      el.textContent = failed ? "" : job.currentStage || "";
+      el.hidden = failed;
     });
     root.querySelectorAll(".error-text").forEach(function (el) {
-      var failed = job.jobStatus === "failed" && job.errorMessage;
       el.textContent = failed ? job.errorMessage : "";
       el.hidden = !failed;
     });
