@@ -23,7 +23,7 @@ from pathlib import Path
 
 from stages import encode, interpolate, merge, upscale
 from stages.ffmpeg_runner import file_arg, filter_number, run
-from stages.merge import ClipInput
+from stages.merge import ClipInput, Source
 from vidgen.errors import StorageError, VidgenError
 from vidgen.specs import Engine, ExportSpec, OutputFormat, Quality, TransitionSpec
 
@@ -158,21 +158,6 @@ class _Part:
     cost_sec: float
 
 
-@dataclass(frozen=True, slots=True)
-class _Head:
-    """Where a fused run's video comes from: the clips being joined, or one file."""
-
-    args: tuple[str, ...]
-    inputs: tuple[Path, ...]
-    graph: str = ""  # filters writing [label]; empty when the input is used as it is
-    label: str = "0:v"
-    copy_codec: str | None = None  # set when the packets may be copied unchanged
-    stages: tuple[str, ...] = ()
-    details: tuple[str, ...] = ()
-    cost_sec: float = 0.0
-    concat: tuple[Path, str] | None = None
-
-
 def build_export_plan(
     spec: ExportSpec,
     clips: Sequence[ClipInput],
@@ -199,7 +184,7 @@ def build_export_plan(
     _check_transition(clips, spec.transition)
     shape = VideoShape(*size, fps, merge.joined_duration(clips, spec.transition))
     planner = _Planner(
-        spec, work_dir, _merge_head(clips, spec.transition, size, fps, work_dir), shape
+        spec, work_dir, merge.join_source(clips, spec.transition, size, fps, work_dir), shape
     )
     for stage in _stage_order(spec):
         planner.add(stage)
@@ -237,51 +222,9 @@ def _check_transition(clips: Sequence[ClipInput], transition: TransitionSpec) ->
             )
 
 
-def _merge_head(
-    clips: Sequence[ClipInput],
-    transition: TransitionSpec,
-    size: tuple[int, int],
-    fps: float,
-    work_dir: Path,
-) -> _Head:
-    paths = tuple(c.path for c in clips)
-    as_they_are = merge.demuxer_compatible(clips, *size, fps)
-    name = merge.transition_name(transition)
-    count = f"{len(clips)} clip{'s' if len(clips) > 1 else ''}"
-    if as_they_are and (name is None or len(clips) == 1):
-        if len(clips) == 1:
-            return _file_head(clips[0].path, copy_codec=clips[0].codec)
-        listing = work_dir / "concat.txt"
-        # -safe 0: the list holds absolute file: URLs, which safe mode refuses; we wrote it.
-        return _Head(
-            args=("-f", "concat", "-safe", "0", "-i", file_arg(listing)),
-            inputs=paths,
-            copy_codec=clips[0].codec,
-            stages=("merge",),
-            details=(f"join {count} with cuts (concat demuxer, packets copied)",),
-            cost_sec=0.05,
-            concat=(listing, merge.concat_list_text(paths)),
-        )
-    how = f"{name} {filter_number(transition.duration_sec)} s (xfade)" if name else "cuts (concat)"
-    resized = sum(1 for c in clips if (c.width, c.height) != size or abs(c.fps - fps) > 1e-3)
-    note = f", {resized} normalised to {size[0]}x{size[1]} @ {filter_number(fps)} fps"
-    return _Head(
-        args=tuple(a for c in clips for a in ("-i", file_arg(c.path))),
-        inputs=paths,
-        graph=merge.merge_graph(clips, transition, size, fps, "merged"),
-        label="merged",
-        stages=("merge",),
-        details=(f"join {count} with {how}{note if resized else ''}",),
-        cost_sec=merge.merge_cost_sec(clips, size, copy=False),
-    )
-
-
-def _file_head(
-    path: Path, *, copy_codec: str | None = None, shape: VideoShape | None = None
-) -> _Head:
-    decode = _DECODE_SEC_PER_MPX * shape.mpx_frames if shape else 0.0
-    return _Head(
-        args=("-i", file_arg(path)), inputs=(path,), copy_codec=copy_codec, cost_sec=decode
+def _file_source(path: Path, *, copy_codec: str | None = None, shape: VideoShape) -> Source:
+    return merge.file_source(
+        path, copy_codec=copy_codec, decode_sec=_DECODE_SEC_PER_MPX * shape.mpx_frames
     )
 
 
@@ -291,7 +234,7 @@ class _Planner:
 
     spec: ExportSpec
     work_dir: Path
-    head: _Head
+    head: Source
     shape: VideoShape
     chain: list[_Part] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
@@ -403,7 +346,7 @@ class _Planner:
 
     def _after_comfyui(self, step: ComfyUIStep, shape: VideoShape, chain: list[_Part]) -> None:
         self.steps.append(step)
-        self.head = _file_head(step.output, shape=shape)
+        self.head = _file_source(step.output, shape=shape)
         self.shape = shape
         self.chain = chain
 
@@ -435,7 +378,7 @@ def _minterpolate_part(shape: VideoShape, target: float) -> _Part:
 
 
 def _ffmpeg_step(
-    head: _Head,
+    head: Source,
     chain: Sequence[_Part],
     shape: VideoShape,
     target: tuple[OutputFormat | None, Quality],
@@ -482,7 +425,7 @@ def _size(fmt: OutputFormat | None, quality: Quality, shape: VideoShape) -> int:
 
 
 def _graph(
-    head: _Head,
+    head: Source,
     chain: Sequence[_Part],
     shape: VideoShape,
     target: tuple[OutputFormat | None, Quality],
@@ -518,7 +461,7 @@ def deliver_as_is_step(clip: ClipInput, output: Path) -> FFmpegStep:
     A clip in a codec MP4 players cannot take is encoded as mp4/standard instead.
     """
     shape = VideoShape(clip.width, clip.height, clip.fps, clip.duration_sec)
-    head = _file_head(clip.path, copy_codec=clip.codec, shape=shape)
+    head = _file_source(clip.path, copy_codec=clip.codec, shape=shape)
     return _ffmpeg_step(head, [], shape, (OutputFormat.MP4, Quality.STANDARD), output)
 
 

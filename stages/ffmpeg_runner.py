@@ -286,7 +286,7 @@ def _supervise(
     with proc:
         assert proc.stdout is not None
         assert proc.stderr is not None
-        progress: queue.Queue[float] = queue.Queue()
+        progress: queue.Queue[float | None] = queue.Queue()
         stderr_lines: list[str] = []
         readers = [
             threading.Thread(
@@ -310,11 +310,12 @@ def _supervise(
 
 def _wait(
     proc: subprocess.Popen[str],
-    progress: queue.Queue[float],
+    progress: queue.Queue[float | None],
     on_progress: Callable[[float], None] | None,
     cancel: threading.Event | None,
 ) -> None:
-    while proc.poll() is None:
+    """Relay progress until ffmpeg closes its stdout (it exits then), checking for a cancel."""
+    while True:
         if cancel is not None and cancel.is_set():
             _stop(proc)
             raise JobCancelled("the job was cancelled; ffmpeg was stopped")
@@ -322,9 +323,11 @@ def _wait(
             fraction = progress.get(timeout=POLL_INTERVAL_SEC)
         except queue.Empty:
             continue
+        if fraction is None:
+            break
         if on_progress is not None:
             on_progress(fraction)
-    if on_progress is not None and proc.returncode == 0:
+    if proc.wait() == 0 and on_progress is not None:
         on_progress(1.0)
 
 
@@ -338,14 +341,19 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
-def _read_progress(stream: IO[str], expected_sec: float, out: queue.Queue[float]) -> None:
-    """Turn ``-progress`` key=value blocks into fractions of the expected output duration."""
+def _read_progress(stream: IO[str], expected_sec: float, out: queue.Queue[float | None]) -> None:
+    """Turn ``-progress`` key=value blocks into fractions of the expected output duration.
+
+    ``None`` marks the end of the stream, so the waiting thread learns at once that ffmpeg is
+    done instead of on its next poll.
+    """
     for line in stream:
         key, _, value = line.strip().partition("=")
         if key == "out_time_us" and expected_sec > 0 and value.lstrip("-").isdigit():
             out.put(min(max(int(value) / 1e6 / expected_sec, 0.0), 1.0))
         elif key == "progress" and value == "end":
             out.put(1.0)
+    out.put(None)
 
 
 def _read_lines(stream: IO[str], lines: list[str]) -> None:

@@ -21,8 +21,11 @@ from vidgen.specs import TransitionSpec, TransitionType
 
 __all__ = [
     "ClipInput",
+    "Source",
     "concat_list_text",
     "demuxer_compatible",
+    "file_source",
+    "join_source",
     "joined_duration",
     "merge_cost_sec",
     "merge_graph",
@@ -159,3 +162,66 @@ def merge_cost_sec(clips: Sequence[ClipInput], size: tuple[int, int], *, copy: b
     width, height = size
     mpx_frames = sum(max(c.width * c.height, width * height) * c.frame_count for c in clips) / 1e6
     return _MERGE_SEC_PER_MPX * mpx_frames
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a fused ffmpeg run's video comes from: the clips being joined, or one file."""
+
+    args: tuple[str, ...]  # input options
+    inputs: tuple[Path, ...]
+    graph: str = ""  # filters writing [label]; empty when the input is used as it is
+    label: str = "0:v"
+    copy_codec: str | None = None  # set when the packets may be copied unchanged
+    stages: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+    cost_sec: float = 0.0
+    concat: tuple[Path, str] | None = None  # list file to write before the run, and its text
+
+
+def file_source(path: Path, *, copy_codec: str | None = None, decode_sec: float = 0.0) -> Source:
+    """One video file read as it is."""
+    return Source(
+        args=("-i", file_arg(path)), inputs=(path,), copy_codec=copy_codec, cost_sec=decode_sec
+    )
+
+
+def join_source(
+    clips: Sequence[ClipInput],
+    transition: TransitionSpec,
+    size: tuple[int, int],
+    fps: float,
+    work_dir: Path,
+) -> Source:
+    """The clips joined in order: packets as they are where possible, else one filter graph."""
+    paths = tuple(c.path for c in clips)
+    name = transition_name(transition)
+    count = f"{len(clips)} clip{'s' if len(clips) > 1 else ''}"
+    if demuxer_compatible(clips, *size, fps) and (name is None or len(clips) == 1):
+        if len(clips) == 1:
+            return file_source(clips[0].path, copy_codec=clips[0].codec)
+        listing = work_dir / "concat.txt"
+        # -safe 0: the list holds absolute file: URLs, which safe mode refuses; we wrote it.
+        return Source(
+            args=("-f", "concat", "-safe", "0", "-i", file_arg(listing)),
+            inputs=paths,
+            copy_codec=clips[0].codec,
+            stages=("merge",),
+            details=(f"join {count} with cuts (concat demuxer, packets copied)",),
+            cost_sec=0.05,
+            concat=(listing, concat_list_text(paths)),
+        )
+    how = f"{name} {filter_number(transition.duration_sec)} s (xfade)" if name else "cuts (concat)"
+    changed = sum(
+        1 for c in clips if (c.width, c.height) != size or abs(c.fps - fps) > _FPS_TOLERANCE
+    )
+    note = f", {changed} normalised to {size[0]}x{size[1]} @ {filter_number(fps)} fps"
+    return Source(
+        args=tuple(a for c in clips for a in ("-i", file_arg(c.path))),
+        inputs=paths,
+        graph=merge_graph(clips, transition, size, fps, "merged"),
+        label="merged",
+        stages=("merge",),
+        details=(f"join {count} with {how}{note if changed else ''}",),
+        cost_sec=merge_cost_sec(clips, size, copy=False),
+    )
