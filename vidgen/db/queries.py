@@ -209,13 +209,18 @@ def list_jobs(database: Database, page: int = 1, per_page: int = 50) -> JobPage:
     page = max(1, page)
     per_page = min(max(1, per_page), MAX_PER_PAGE)
     with database.session() as session:
-        rows = session.execute(
-            _summary_query()
-            .order_by(Job.created_at.desc(), Job.id.desc())
-            .limit(per_page)
-            .offset((page - 1) * per_page)
+        # The page's ids first, from index ix_job_created alone; then those rows with their
+        # project. One joined, ordered query makes MariaDB sort every job for every page.
+        ids = list(
+            session.scalars(
+                select(Job.id)
+                .order_by(Job.created_at.desc(), Job.id.desc())
+                .limit(per_page)
+                .offset((page - 1) * per_page)
+            )
         )
-        jobs = _summaries(rows)
+        found = {row[0].id: row for row in session.execute(_summary_query().where(Job.id.in_(ids)))}
+        jobs = _summaries(found[job_id] for job_id in ids if job_id in found)
         counts = {
             str(status): int(count)
             for status, count in session.execute(
