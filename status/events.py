@@ -40,6 +40,7 @@ HEARTBEAT_SECONDS = 10.0
 WAKE_SECONDS = 1.0  # how often a stream checks whether its client is still there
 MAX_QUEUED = 2000  # a client this far behind is told to reconnect and start afresh
 RETRY_MS = 2000
+BUSY_RETRY_MS = 5000  # a client turned away for lack of threads polls this slowly
 CATCH_UP_SECONDS = 600  # a Last-Event-ID older than this is ignored: the snapshot must do
 RESERVED_THREADS = 4  # server threads kept free of streams, for pages and the API
 
@@ -222,9 +223,10 @@ def stream(
     snapshot: list[JobSummary],
     max_seconds: float,
     disconnected: Callable[[], bool],
+    retry_ms: int = RETRY_MS,
 ) -> Iterator[str]:
     """The body of one SSE response: the snapshot, then live events until the deadline."""
-    yield f"retry: {RETRY_MS}\n\n"
+    yield f"retry: {retry_ms}\n\n"
     yield "".join(format_event(job) for job in snapshot) or ": no live jobs\n\n"
     deadline = time.monotonic() + max_seconds
     last_write = time.monotonic()
@@ -239,7 +241,7 @@ def stream(
         elif time.monotonic() - last_write >= HEARTBEAT_SECONDS:
             yield ": keep-alive\n\n"
             last_write = time.monotonic()
-    yield f"retry: {RETRY_MS}\n\n"
+    yield f"retry: {retry_ms}\n\n"
 
 
 @bp.get("/api/events")
@@ -256,16 +258,17 @@ def events() -> Response:
     except BaseException:
         feed.unsubscribe(subscription)
         raise
-    max_seconds = settings.status.sse_max_seconds
+    retry_ms = RETRY_MS
     if feed.subscriber_count > max(1, settings.status.threads - RESERVED_THREADS):
         # Every server thread but a few is streaming: this client gets the current state and
         # comes back later (a slow poll), so the pages stay fast for everyone.
         subscription.end()
+        retry_ms = BUSY_RETRY_MS
     # waitress tells whether the client is gone (with channel_request_lookahead > 0, see
     # server.py); other servers only find out when a write fails.
     disconnected = request.environ.get("waitress.client_disconnected") or (lambda: False)
     response = Response(
-        stream(subscription, snapshot, max_seconds, disconnected),
+        stream(subscription, snapshot, settings.status.sse_max_seconds, disconnected, retry_ms),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
