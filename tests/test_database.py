@@ -141,3 +141,20 @@ def test_completed_and_failed_jobs_set_their_clip(database: Database) -> None:
         assert clip.clip_status == ClipStatus.FAILED
         assert clip.error_message == "ComfyUI said no"
         assert session.get_one(Clip, first.input_clip_ids[0]).clip_status == ClipStatus.READY
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "sqlite"])
+def test_models_and_migrations_agree(
+    backend: str, database: Database, sqlite_database: Database
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from vidgen.db.session import MIGRATIONS_DIR
+
+    chosen = database if backend == "mariadb" else sqlite_database
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with chosen.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.check(config)  # raises when autogenerate would change the schema

@@ -136,6 +136,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_job_claim", "jobStatus", "runsOn", "createdAt"),
         Index("ix_job_updated", "updatedAt"),
+        Index("ix_job_created", "createdAt", "id"),  # the status page's newest-first list
         {"mysql_engine": "InnoDB", **_TEXT_OPTIONS},
     )
 
