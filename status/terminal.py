@@ -4,14 +4,15 @@ progress bar per job, until Ctrl-C."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from status.present import when
 from vidgen.db.models import JobStatus
 from vidgen.db.queries import JobPage, JobSummary, list_jobs
 from vidgen.db.session import Database
@@ -31,7 +32,7 @@ STATUS_STYLES = {
 def _progress(job: JobSummary) -> Group | Text:
     if job.job_status != JobStatus.ACTIVE:
         return Text(f"{job.progress_percent:.0f} %")
-    bar = ProgressBar(total=100, completed=job.progress_percent, width=24)
+    bar = ProgressBar(total=100, completed=job.progress_percent, width=10)
     return Group(bar, Text(f"{job.progress_percent:.0f} %"))
 
 
@@ -41,6 +42,14 @@ def _detail(job: JobSummary) -> Text:
     return Text(job.current_stage)
 
 
+def _local_time(moment: datetime) -> str:
+    """The terminal's local time: ``13:20:35`` today, ``11-25 13:20`` before."""
+    local = moment.astimezone()
+    if local.date() == datetime.now().astimezone().date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%m-%d %H:%M")
+
+
 def jobs_table(page: JobPage) -> Table:
     """The newest jobs, one row each, the way ``vidgen jobs`` shows them."""
     counts = ", ".join(f"{count} {status}" for status, count in sorted(page.status_counts.items()))
@@ -48,17 +57,19 @@ def jobs_table(page: JobPage) -> Table:
         title=f"vidgen jobs ({page.total} in all{': ' + counts if counts else ''})",
         title_justify="left",
         expand=True,
+        box=box.SIMPLE_HEAD,  # no vertical rules: the columns need the room on 80 columns
     )
     table.add_column("Created", no_wrap=True)
-    table.add_column("Project")
+    # Minimum widths: on an 80-column terminal rich would otherwise squeeze these to nothing.
+    table.add_column("Project", min_width=12)
     table.add_column("Type", no_wrap=True)
     table.add_column("Status", no_wrap=True)
-    table.add_column("Progress", no_wrap=True, min_width=12)
-    table.add_column("Stage / error", ratio=1)
+    table.add_column("Progress", no_wrap=True)
+    table.add_column("Stage", min_width=12, ratio=2)
     table.add_column("Job", no_wrap=True, style="bright_black")
     for job in page.jobs:
         table.add_row(
-            when(job.created_at),
+            _local_time(job.created_at),
             Text(job.display_name or job.project_name),
             job.job_type,
             Text(job.job_status, style=STATUS_STYLES.get(JobStatus(job.job_status), "")),
