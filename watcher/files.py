@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from vidgen.naming import temporary_sibling
+from vidgen.naming import publish, temporary_sibling
 
 PROCESSING = Path(".vidgen") / "processing"
 REJECTED = "rejected"
@@ -79,6 +79,26 @@ def move_no_clobber(source: Path, target: Path) -> bool:
         return True
     source.unlink()
     return True
+
+
+def move_out(source: Path, target: Path) -> None:
+    """Move a claimed file out of the inbox into storage, replacing a copy left by a crash.
+
+    A hard link and an unlink, not a rename: inotify holds a rename out of a watched folder
+    for 0.5 s waiting for its other half, and every later event of the inbox waits behind it
+    (watchdog's InotifyMoveEventGrouper). Across filesystems, ``publish`` copies.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        if not target.samefile(source):
+            publish(source, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        publish(source, target)
+    source.unlink(missing_ok=True)
 
 
 def rejected_target(inbox: Path, original: str, attempt: int) -> Path:

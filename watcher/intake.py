@@ -31,7 +31,7 @@ from vidgen.db.manifests import (
 )
 from vidgen.db.session import Database
 from vidgen.errors import Problem
-from vidgen.naming import FileType, allocate_path, project_name, publish
+from vidgen.naming import FileType, allocate_path, project_name
 from watcher import files
 from watcher.manifest import CancelRequest, Catalogue, Manifest, ValidationResult, validate_bytes
 from watcher.plan import Placement, StoredReference, build_record, resolved_text
@@ -266,7 +266,7 @@ class Intake:
         resolved_path = stored_path.with_name(stored_path.stem + ".resolved.json")
         files.write_atomically(resolved_path, resolved_text(resolved))
         self._step("resolved-written")
-        publish(claim.path, stored_path)
+        files.move_out(claim.path, stored_path)
         self._step("stored")
         name = str(resolved.get("projectName") or resolved.get("cancel") or "")
         return IntakeResult(outcome, claim.source, "", name, claim.manifest_id, stored_path)

@@ -27,7 +27,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from vidgen.config import InboxSettings, Settings
-from watcher.files import ERROR_SUFFIX, REJECTED
+from watcher.files import ERROR_SUFFIX, REJECTED, processing_dir
 from watcher.intake import Intake, Outcome
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,14 @@ class Watcher:
         else:
             observer = Observer()
         try:
-            observer.schedule(self._handlers[inbox.path], str(inbox.path), recursive=False)
+            # inotify holds a rename out of the watched folder (our claim into processing/) for
+            # 0.5 s waiting for its other half, and every later event waits behind it
+            # (watchdog's InotifyMoveEventGrouper). Watching the subfolders too lets the claim
+            # pair up at once; the patterns still admit only top-level manifests. Polling
+            # stays non-recursive: it would stat every file below the inbox on each pass.
+            processing_dir(inbox.path).mkdir(parents=True, exist_ok=True)
+            handler = self._handlers[inbox.path]
+            observer.schedule(handler, str(inbox.path), recursive=not inbox.polling)
             observer.start()
         except OSError as exc:  # gone between the check and the watch, or out of inotify watches
             self._outage(inbox, exc)
@@ -222,7 +229,7 @@ class Watcher:
         pending = self._pending.setdefault(path, _Pending(inbox, due=now))
         pending.last_event = now
         if kind is _Kind.CLOSED:
-            pending.ready, pending.writing = True, False
+            pending.ready, pending.writing, pending.due = True, False, now
         elif kind is _Kind.MODIFIED and not inbox.polling:
             pending.writing = True  # a local writer: its close event will say when it is done
         elif not pending.ready:

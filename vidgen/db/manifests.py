@@ -29,6 +29,7 @@ from vidgen.db.models import (
     Project,
     ProjectStatus,
     RunsOn,
+    new_id,
 )
 from vidgen.db.session import Database
 from vidgen.errors import DatabaseUnavailable
@@ -70,7 +71,6 @@ class ManifestRecord:
 class RecordOutcome:
     project_id: str
     clip_ids: tuple[str, ...]
-    specs: tuple[ClipSpec, ...]  # as recorded: seeds drawn or kept
     generate_job_ids: tuple[str, ...]
     export_job_id: str | None  # None: nothing changed, nothing queued
     resolved: dict[str, Any] = field(default_factory=dict)
@@ -106,31 +106,34 @@ def stored_path_of(database: Database, manifest_id: str) -> tuple[str | None, di
 def _record(
     session: Session, record: ManifestRecord, draw_seed: Callable[[], int], *, lock: bool
 ) -> RecordOutcome:
-    project = _project(session, record, lock=lock)
-    existing = list(session.scalars(select(Clip).where(Clip.project_id == project.id)))
+    project, created = _project(session, record, lock=lock)
+    existing = (
+        [] if created else list(session.scalars(select(Clip).where(Clip.project_id == project.id)))
+    )
     before = [c.id for c in sorted(_active(existing), key=lambda c: c.order_index)]
     unused = _active(existing) + [
         c for c in existing if c.clip_status == ClipStatus.REMOVED and c.file_path
     ]
     clips: list[Clip] = []
-    specs: list[ClipSpec] = []
+    specs: list[dict[str, Any]] = []
     new_jobs: list[str] = []
     for index, planned in enumerate(record.clips):
         clip, spec, job_id = _place(session, project.id, planned, unused, draw_seed)
         clip.order_index = index
-        clip.clip_name = spec.clip_name
+        clip.clip_name = planned.spec.clip_name[:200]
         clips.append(clip)
         specs.append(spec)
         if job_id:
             new_jobs.append(job_id)
     for left_out in _active(unused):
         left_out.clip_status = ClipStatus.REMOVED
-    resolved = {**record.resolved, "clips": [clip_spec_to_json(s) for s in specs]}
+    resolved = {**record.resolved, "clips": specs}
     clip_ids = [c.id for c in clips]
     export_id = None
-    if new_jobs or before != clip_ids or _export_differs(session, project.id, record):
+    # A new project needs no look at older jobs: everything in it is new (saves round trips).
+    if created or new_jobs or before != clip_ids or _export_differs(session, project.id, record):
         project.project_status = ProjectStatus.ACTIVE
-        live = _live_generate_jobs(session, project.id, set(clip_ids))
+        live = [] if created else _live_generate_jobs(session, project.id, set(clip_ids))
         waits_for = list(dict.fromkeys(new_jobs + live))
         runs_on = RunsOn.COMFYUI if _needs_comfyui(record) else RunsOn.CPU
         export = add_export_job(
@@ -138,30 +141,33 @@ def _record(
         )
         export_id = export.id
     session.add(_manifest_row(record, project.id, resolved))
-    return RecordOutcome(
-        project.id, tuple(clip_ids), tuple(specs), tuple(new_jobs), export_id, resolved
-    )
+    return RecordOutcome(project.id, tuple(clip_ids), tuple(new_jobs), export_id, resolved)
 
 
 def _active(clips: Sequence[Clip]) -> list[Clip]:
     return [c for c in clips if c.clip_status != ClipStatus.REMOVED]
 
 
-def _project(session: Session, record: ManifestRecord, *, lock: bool) -> Project:
+def _project(session: Session, record: ManifestRecord, *, lock: bool) -> tuple[Project, bool]:
+    """The project row, locked against a concurrent intake, and whether it was created now."""
     query = select(Project).where(Project.project_name == record.project_name)
     if lock:
         query = query.with_for_update()
     project = session.scalars(query).one_or_none()
+    created = project is None
     if project is None:
-        project = Project(project_name=record.project_name)
+        project = Project(id=new_id(), project_name=record.project_name)
         session.add(project)
     project.display_name = record.display_name[:200]
     project.description = record.description
     project.resolution = record.resolution
     project.frame_rate = record.frame_rate
     project.outbox_path = record.outbox
-    session.flush()
-    return project
+    if created:
+        # Jobs name their project by a foreign key with no ORM relationship, so the project
+        # row must be inserted before the first job's flush.
+        session.flush()
+    return project, created
 
 
 def _place(
@@ -170,12 +176,13 @@ def _place(
     planned: PlannedClip,
     unused: list[Clip],
     draw_seed: Callable[[], int],
-) -> tuple[Clip, ClipSpec, str | None]:
-    """The clip row for ``planned``: a matching one kept (or tried again), else a new one."""
+) -> tuple[Clip, dict[str, Any], str | None]:
+    """The clip row for ``planned`` and its spec as JSON: a matching clip kept (or tried
+    again), else a new one; the id of its new generate job, if it needs one."""
     match = None if planned.spec.regenerate else _match(planned, unused)
     if match is not None:
         unused.remove(match)
-        spec = replace(planned.spec, seed=match.seed_value)
+        spec = clip_spec_to_json(replace(planned.spec, seed=match.seed_value))
         if match.clip_status in (ClipStatus.READY, ClipStatus.REMOVED) and match.file_path:
             match.clip_status = ClipStatus.READY
             return match, spec, None
@@ -188,10 +195,9 @@ def _place(
     seed = planned.seed
     if seed is None:
         seed = 0 if planned.spec.mode is GenerationMode.IMPORTED else draw_seed()
-    spec = replace(planned.spec, seed=seed)
-    clip = _new_clip(spec, project_id, planned.settings_hash(seed))
-    session.add(clip)
-    session.flush()
+    clip = _new_clip(replace(planned.spec, seed=seed), project_id, planned.settings_hash(seed))
+    session.add(clip)  # inserted by the generate job's flush; its id is set here already
+    spec = clip_spec_to_json(replace(planned.spec, seed=seed))
     return clip, spec, _generate_job(session, project_id, clip, spec, planned.runs_on)
 
 
@@ -207,15 +213,16 @@ def _match(planned: PlannedClip, candidates: Sequence[Clip]) -> Clip | None:
 
 
 def _generate_job(
-    session: Session, project_id: str, clip: Clip, spec: ClipSpec, runs_on: RunsOn
+    session: Session, project_id: str, clip: Clip, spec_json: dict[str, Any], runs_on: RunsOn
 ) -> str:
-    job = add_generate_job(session, project_id, clip.id, clip_spec_to_json(spec), runs_on)
+    job = add_generate_job(session, project_id, clip.id, spec_json, runs_on)
     return job.id
 
 
 def _new_clip(spec: ClipSpec, project_id: str, settings_hash: str) -> Clip:
     image_to_video = spec.mode is GenerationMode.IMAGE_TO_VIDEO
     return Clip(
+        id=new_id(),
         project_id=project_id,
         clip_name=spec.clip_name[:200],
         order_index=0,
