@@ -26,6 +26,7 @@ from vidgen.db.models import (
     Project,
     ProjectStatus,
     RunsOn,
+    new_id,
 )
 from vidgen.db.session import Database
 from vidgen.db.types import utcnow
@@ -72,7 +73,9 @@ def write_log(database: Database, job_id: str, level: str, message: str) -> None
 def add_generate_job(
     session: Session, project_id: str, clip_id: str, clip_spec: dict[str, Any], runs_on: RunsOn
 ) -> Job:
+    # The id is set here, not by a flush: intake records a whole manifest in one flush.
     job = Job(
+        id=new_id(),
         project_id=project_id,
         job_type=JobType.GENERATE,
         runs_on=runs_on,
@@ -81,7 +84,6 @@ def add_generate_job(
         depends_on=[],
     )
     session.add(job)
-    session.flush()
     add_job_log(session, job.id, "INFO", "queued")
     return job
 
@@ -95,6 +97,7 @@ def add_export_job(
     runs_on: RunsOn,
 ) -> Job:
     job = Job(
+        id=new_id(),
         project_id=project_id,
         job_type=JobType.EXPORT,
         runs_on=runs_on,
@@ -103,7 +106,6 @@ def add_export_job(
         depends_on=list(depends_on),
     )
     session.add(job)
-    session.flush()
     add_job_log(session, job.id, "INFO", "queued; waits for its clips")
     return job
 

@@ -163,10 +163,6 @@ def _project(session: Session, record: ManifestRecord, *, lock: bool) -> tuple[P
     project.resolution = record.resolution
     project.frame_rate = record.frame_rate
     project.outbox_path = record.outbox
-    if created:
-        # Jobs name their project by a foreign key with no ORM relationship, so the project
-        # row must be inserted before the first job's flush.
-        session.flush()
     return project, created
 
 

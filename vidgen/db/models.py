@@ -90,6 +90,10 @@ class Project(Base):
     updated_at: Mapped[datetime] = mapped_column("updatedAt", default=utcnow, onupdate=utcnow)
 
     clips: Mapped[list[Clip]] = relationship(back_populates="project", order_by="Clip.order_index")
+    # Declared so that one flush inserts projects before their jobs and manifests, and jobs
+    # before their log lines (the unit of work orders inserts by relationships, not by FKs).
+    jobs: Mapped[list[Job]] = relationship(viewonly=False, lazy="raise_on_sql")
+    manifests: Mapped[list[Manifest]] = relationship(lazy="raise_on_sql")
 
 
 class Clip(Base):
@@ -164,6 +168,8 @@ class Job(Base):
     completed_at: Mapped[datetime | None] = mapped_column("completedAt")
     created_at: Mapped[datetime] = mapped_column("createdAt", default=utcnow)
     updated_at: Mapped[datetime] = mapped_column("updatedAt", default=utcnow, onupdate=utcnow)
+
+    logs: Mapped[list[JobLog]] = relationship(lazy="raise_on_sql", order_by="JobLog.id")
 
 
 class JobLog(Base):
