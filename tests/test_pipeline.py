@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from stages.ffmpeg_runner import probe
+from status import create_app
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.database import make_settings
 from tests.fixtures.media import MakeClip
@@ -128,6 +129,10 @@ def test_every_no_gpu_example_reaches_the_outbox(
             return {j.job_status for j in session.query(Job)}
 
     wait_for(lambda: statuses() == {"completed"}, what="every job to be recorded complete")
+    client = create_app(settings, database).test_client()
+    for page in ("/api/projects/noGpuFade", "/projects/noGpuFade", "/api/jobs"):
+        body = client.get(page).get_data(as_text=True)
+        assert str(tmp_path) not in body  # no folder of this machine reaches a browser
 
 
 def test_an_image_to_video_manifest_uploads_its_reference(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 
@@ -167,3 +168,36 @@ def _plain(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return value.value
     return value
+
+
+_MANIFEST_KEYS = {
+    "clip_name": "name",
+    "prompt": "prompt",
+    "negative_prompt": "negativePrompt",
+    "seed": "seed",
+    "steps": "steps",
+    "cfg": "cfg",
+    "frames": "frames",
+    "checkpoint": "checkpoint",
+    "vae": "vae",
+    "motion_module": "motionModule",
+}
+_IMAGE_KEYS = {
+    "ip_adapter": "ipAdapter",
+    "clip_vision": "clipVision",
+    "ip_adapter_weight": "ipAdapterWeight",
+}
+
+
+def clip_spec_as_manifest(spec: dict[str, Any]) -> dict[str, Any]:
+    """A resolved clip in the manifest's own words (camelCase keys, the seed drawn, full model
+    names), its inputs named by their stored file name: what the status page shows and what
+    reproduces the clip. No folder of this machine appears in it."""
+    mode = GenerationMode(spec["mode"])
+    if mode is GenerationMode.IMPORTED:
+        return {"name": spec["clip_name"], "video": Path(spec["video"] or "").name}
+    clip = {key: spec[field] for field, key in _MANIFEST_KEYS.items() if field in spec}
+    if mode is GenerationMode.IMAGE_TO_VIDEO:
+        clip["image"] = Path(spec["reference_image"] or "").name
+        clip.update({key: spec[field] for field, key in _IMAGE_KEYS.items() if field in spec})
+    return clip

@@ -33,7 +33,7 @@ from vidgen.db.models import (
 )
 from vidgen.db.session import Database
 from vidgen.errors import DatabaseUnavailable
-from vidgen.specs import ClipSpec, GenerationMode, clip_spec_to_json
+from vidgen.specs import ClipSpec, GenerationMode, clip_spec_as_manifest, clip_spec_to_json
 
 _TRIES = 3
 _KEPT = (ClipStatus.READY, ClipStatus.QUEUED, ClipStatus.GENERATING)
@@ -127,7 +127,7 @@ def _record(
             new_jobs.append(job_id)
     for left_out in _active(unused):
         left_out.clip_status = ClipStatus.REMOVED
-    resolved = {**record.resolved, "clips": specs}
+    resolved = {**record.resolved, "clips": [clip_spec_as_manifest(s) for s in specs]}
     clip_ids = [c.id for c in clips]
     export_id = None
     # A new project needs no look at older jobs: everything in it is new (saves round trips).
