@@ -131,8 +131,15 @@ def merge_graph(
 ) -> str:
     """The filter graph joining inputs ``0..n-1`` (the clips, in order) into ``[target]``."""
     width, height = size
-    parts = [f"[{i}:v]{_normalise(c, width, height, fps)}[clip{i}]" for i, c in enumerate(clips)]
     name = transition_name(transition)
+    # xfade ends a transition early when its input ends together with its last frame, which is
+    # how the fps filter delivers it: a frame went missing at each join (38 of 40 frames, only
+    # hidden in MP4 by duplicates). One held frame past each clip's end fixes it; xfade drops it
+    # with the rest of the outgoing clip, and the final trim drops the last clip's.
+    hold = ",tpad=stop=1:stop_mode=clone" if name is not None and len(clips) > 1 else ""
+    parts = [
+        f"[{i}:v]{_normalise(c, width, height, fps)}{hold}[clip{i}]" for i, c in enumerate(clips)
+    ]
     if len(clips) == 1:
         return parts[0].replace("[clip0]", f"[{target}]")
     if name is None:
@@ -143,8 +150,8 @@ def merge_graph(
     for k, offset in enumerate(offsets, start=1):
         parts.append(f"[{_joined(k - 1)}][clip{k}]xfade={options}:offset={filter_number(offset)}")
         parts[-1] += f"[{_joined(k)}]"
-    # xfade fed by the fps filter repeats the last frame once (5.125 s instead of 5.000 s for
-    # three 2 s clips in ffmpeg 5.1); trimming to the planned length restores it exactly.
+    # Cut to the planned length: without it, the held frame (and, without the hold, a frame the
+    # fps filter repeats: 5.125 s instead of 5.000 s for three 2 s clips) would run past it.
     length = filter_number(joined_duration(clips, transition))
     parts.append(f"[{_joined(len(offsets))}]trim=duration={length}[{target}]")
     return ";".join(parts)

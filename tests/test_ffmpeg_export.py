@@ -277,12 +277,14 @@ def small_clips(make_clip: MakeClip) -> list[Path]:
 def test_three_clips_join_with_each_transition(
     transition: TransitionSpec, small_clips: list[Path], tmp_path: Path
 ) -> None:
-    plan = _export(ExportSpec(transition=transition, quality=Quality.DRAFT), small_clips, tmp_path)
+    # WebM, because MP4 would hide a frame missing at a join behind a duplicate.
+    spec = ExportSpec(transition=transition, format=OutputFormat.WEBM, quality=Quality.DRAFT)
+    plan = _export(spec, small_clips, tmp_path)
     name = merge.transition_name(transition)
     args = " ".join(plan.steps[0].args) if isinstance(plan.steps[0], FFmpegStep) else ""
     assert f"xfade=transition={name}:duration=0.5:offset=1.5" in args
     assert "offset=3" in args
-    _check(plan.output, "h264", "256x256", "8/1", 40, 5.0)  # 3 x 2 s - 2 x 0.5 s
+    _check(plan.output, "vp9", "256x256", "8/1", 40, 5.0)  # 3 x 2 s - 2 x 0.5 s
 
 
 def test_cuts_between_matching_clips_copy_the_packets(
@@ -302,13 +304,14 @@ def test_cuts_between_matching_clips_copy_the_packets(
 def test_clips_of_other_sizes_and_rates_are_normalised(
     transition: TransitionSpec, make_clip: MakeClip, tmp_path: Path
 ) -> None:
-    clips = [make_clip(256, 256, 8, 2), make_clip(320, 180, 12, 2), make_clip(192, 256, 24, 2)]
-    plan = _export(ExportSpec(transition=transition), clips, tmp_path)
+    clips = [make_clip(320, 180, 12, 2), make_clip(256, 256, 8, 2), make_clip(192, 256, 24, 2)]
+    spec = ExportSpec(transition=transition, format=OutputFormat.WEBM, quality=Quality.DRAFT)
+    plan = _export(spec, clips, tmp_path)
     (step,) = plan.steps
     assert isinstance(step, FFmpegStep)
     assert not step.stream_copy
     frames, duration = (48, 6.0) if transition.type is TransitionType.NONE else (40, 5.0)
-    _check(plan.output, "h264", "256x256", "8/1", frames, duration)
+    _check(plan.output, "vp9", "256x256", "8/1", frames, duration)
 
 
 def _top_level_boxes(path: Path) -> list[str]:
@@ -341,9 +344,9 @@ def test_h265_is_tagged_hvc1(small_clips: list[Path], tmp_path: Path) -> None:
 def test_webm_is_vp9(small_clips: list[Path], tmp_path: Path) -> None:
     spec = ExportSpec(transition=FADE, format=OutputFormat.WEBM, quality=Quality.DRAFT)
     plan = _export(spec, small_clips, tmp_path)
-    stream = _stream(plan.output)
-    assert (stream["codec_name"], stream["pix_fmt"], stream["width"]) == ("vp9", "yuv420p", "256")
-    assert float(stream["duration"]) == pytest.approx(5.0, abs=0.02)
+    # WebM keeps timestamps as they are (MP4 would fill a gap with a duplicate frame), so the
+    # frame count shows that no frame went missing at a join.
+    _check(plan.output, "vp9", "256x256", "8/1", 40, 5.0)
 
 
 def test_gif_is_at_most_512_wide_at_12_fps(small_clips: list[Path], tmp_path: Path) -> None:
