@@ -9,6 +9,7 @@ import os
 import shutil
 import unicodedata
 import uuid
+from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -70,10 +71,28 @@ def allocate_path(
 ) -> Path:
     """The next free conventional name in ``directory`` (an index whose file already exists,
     e.g. from an older database, is skipped)."""
+    return first_free_path(
+        lambda: allocate_index(database, project, file_type.value),
+        directory,
+        project,
+        file_type,
+        extension,
+        day,
+    )
+
+
+def first_free_path(
+    next_index: Callable[[], int],
+    directory: Path,
+    project: str,
+    file_type: FileType,
+    extension: str,
+    day: date | None = None,
+) -> Path:
+    """The first conventional name in ``directory`` whose file does not exist yet."""
     today = day or date.today()  # noqa: DTZ011 (the user's local date is the convention)
     while True:
-        index = allocate_index(database, project, file_type.value)
-        candidate = directory / file_name(today, project, file_type, index, extension)
+        candidate = directory / file_name(today, project, file_type, next_index(), extension)
         if not candidate.exists():
             return candidate
 

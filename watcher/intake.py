@@ -40,7 +40,7 @@ from watcher.yaml_lines import MAX_BYTES
 log = logging.getLogger(__name__)
 
 # The steps after which ``on_step`` is called; a test kills the process at each one in turn.
-ACCEPT_STEPS = ("claimed", "refs-copied", "named", "recorded", "resolved-written", "stored")
+ACCEPT_STEPS = ("claimed", "refs-copied", "recorded", "resolved-written", "stored")
 REJECT_STEPS = ("claimed", "error-written", "rejected")
 
 
@@ -207,17 +207,18 @@ class Intake:
     def _accept(self, claim: _Claim, manifest: Manifest) -> IntakeResult:
         stored_refs = self._store_references(manifest)
         self._step("refs-copied")
-        stored_path = self._allocate_manifest_path(manifest.project_name, claim.original)
-        self._step("named")
+        folder = self._manifests_folder(manifest.project_name)
         placement = Placement(
             manifest_id=claim.manifest_id,
             source_path=claim.source,
-            stored_path=stored_path,
+            stored_folder=folder,
+            stored_extension=_extension(claim.original),
             content_sha256=files.sha256_bytes(claim.raw),
             outbox=self.settings.outbox_for(claim.inbox.path),
         )
         record = build_record(manifest, placement, stored_refs)
         outcome = record_manifest(self.database, record, _draw_seed)
+        stored_path = Path(outcome.stored_path)
         self._step("recorded")
         for note in manifest.notes:
             log.info("%s: %s", claim.original, note)
@@ -271,11 +272,14 @@ class Intake:
         name = str(resolved.get("projectName") or resolved.get("cancel") or "")
         return IntakeResult(outcome, claim.source, "", name, claim.manifest_id, stored_path)
 
-    def _allocate_manifest_path(self, name: str, original: str) -> Path:
-        extension = Path(original).suffix.lstrip(".").lower() or "yaml"
+    def _manifests_folder(self, name: str) -> Path:
         folder = self.settings.storage / name / "manifests"
         folder.mkdir(parents=True, exist_ok=True)
-        return allocate_path(self.database, folder, name, FileType.MANIFEST, extension)
+        return folder
+
+    def _allocate_manifest_path(self, name: str, original: str) -> Path:
+        folder = self._manifests_folder(name)
+        return allocate_path(self.database, folder, name, FileType.MANIFEST, _extension(original))
 
     def _store_references(self, manifest: Manifest) -> dict[Path, StoredReference]:
         """Copy each referenced file into storage once (a copy with the same bytes is reused)."""
@@ -299,6 +303,10 @@ class Intake:
     def _step(self, name: str) -> None:
         if self._on_step is not None:
             self._on_step(name)
+
+
+def _extension(original: str) -> str:
+    return Path(original).suffix.lstrip(".").lower() or "yaml"
 
 
 def _draw_seed() -> int:

@@ -81,7 +81,8 @@ class Placement:
 
     manifest_id: str
     source_path: Path
-    stored_path: Path
+    stored_folder: Path
+    stored_extension: str
     content_sha256: str
     outbox: Path
 
@@ -120,7 +121,8 @@ def build_record(
         frame_rate=manifest.frame_rate,
         outbox=str(placement.outbox),
         source_path=str(placement.source_path),
-        stored_path=str(placement.stored_path),
+        stored_folder=str(placement.stored_folder),
+        stored_extension=placement.stored_extension,
         content_hash=placement.content_sha256,
         clips=clips,
         export_settings=export_settings,

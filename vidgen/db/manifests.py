@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from vidgen.db.counters import next_index_in
 from vidgen.db.jobs import add_export_job, add_generate_job, cancel_project
 from vidgen.db.models import (
     Clip,
@@ -33,6 +35,7 @@ from vidgen.db.models import (
 )
 from vidgen.db.session import Database
 from vidgen.errors import DatabaseUnavailable
+from vidgen.naming import FileType, first_free_path
 from vidgen.specs import ClipSpec, GenerationMode, clip_spec_as_manifest, clip_spec_to_json
 
 _TRIES = 3
@@ -60,7 +63,8 @@ class ManifestRecord:
     frame_rate: int
     outbox: str
     source_path: str
-    stored_path: str
+    stored_folder: str  # the manifest is named there, in the recording transaction
+    stored_extension: str
     content_hash: str
     clips: tuple[PlannedClip, ...]
     export_settings: dict[str, Any]  # the export job's jobSettings
@@ -73,6 +77,7 @@ class RecordOutcome:
     clip_ids: tuple[str, ...]
     generate_job_ids: tuple[str, ...]
     export_job_id: str | None  # None: nothing changed, nothing queued
+    stored_path: str = ""
     resolved: dict[str, Any] = field(default_factory=dict)
 
 
@@ -140,8 +145,18 @@ def _record(
             session, project.id, clip_ids, record.export_settings, waits_for, runs_on
         )
         export_id = export.id
-    session.add(_manifest_row(record, project.id, resolved))
-    return RecordOutcome(project.id, tuple(clip_ids), tuple(new_jobs), export_id, resolved)
+    # Named in this transaction: one commit instead of two per manifest (intake's throughput).
+    stored_path = first_free_path(
+        lambda: next_index_in(session, record.project_name, FileType.MANIFEST.value),
+        Path(record.stored_folder),
+        record.project_name,
+        FileType.MANIFEST,
+        record.stored_extension,
+    )
+    session.add(_manifest_row(record, project.id, resolved, str(stored_path)))
+    return RecordOutcome(
+        project.id, tuple(clip_ids), tuple(new_jobs), export_id, str(stored_path), resolved
+    )
 
 
 def _active(clips: Sequence[Clip]) -> list[Clip]:
@@ -271,12 +286,14 @@ def _needs_comfyui(record: ManifestRecord) -> bool:
     )
 
 
-def _manifest_row(record: ManifestRecord, project_id: str, resolved: dict[str, Any]) -> Manifest:
+def _manifest_row(
+    record: ManifestRecord, project_id: str, resolved: dict[str, Any], stored_path: str
+) -> Manifest:
     return Manifest(
         id=record.manifest_id,
         project_id=project_id,
         source_path=record.source_path[:1024],
-        stored_path=record.stored_path,
+        stored_path=stored_path,
         content_hash=record.content_hash,
         status=ManifestStatus.ACCEPTED,
         errors=[],

@@ -79,6 +79,8 @@ def _rollback_quietly(session: Session) -> None:
 def open_database(url: str) -> Database:
     """Make the engine for ``url`` (SQLite file or MariaDB), creating a SQLite file's folder."""
     parsed = make_url(url)
+    # A ping per checkout costs a round trip, but after a database restart no caller (a page,
+    # a worker) meets a dead pooled connection.
     options: dict[str, Any] = {"pool_pre_ping": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
