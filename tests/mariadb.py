@@ -50,18 +50,24 @@ class ThrowawayMariaDB:
         root.mkdir(parents=True, exist_ok=True)
         if self._as_root:
             shutil.chown(root, "mysql", "mysql")
-        subprocess.run(
-            [
-                _binary("mariadb-install-db"),
-                "--no-defaults",
-                *self._user,
-                f"--datadir={root / 'data'}",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        command = [
+            _binary("mariadb-install-db"),
+            "--no-defaults",
+            *self._user,
+            f"--datadir={root / 'data'}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ]
+        for attempt in range(3):  # it has failed once under heavy load; say why if it persists
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode == 0:
+                break
+            shutil.rmtree(root / "data", ignore_errors=True)
+            time.sleep(0.5 * (attempt + 1))
+        else:
+            raise MariaDBUnavailable(
+                f"mariadb-install-db failed ({done.returncode}): {done.stderr[-1500:]}"
+            )
 
     @property
     def _user(self) -> list[str]:

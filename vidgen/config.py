@@ -56,6 +56,7 @@ _SCHEMA: dict[str, Any] = {
                 "rescanSeconds": _NUMBER,
                 "missingFilesGraceSeconds": _SECONDS,
                 "pollIntervalSeconds": _NUMBER,
+                "workers": {"type": "integer", "minimum": 1, "maximum": 16},
             },
         },
         "comfyui": {
@@ -142,6 +143,7 @@ class IntakeSettings:
     rescan_seconds: float = 30.0
     missing_files_grace_seconds: float = 60.0
     poll_interval_seconds: float = 1.0
+    workers: int = 2
 
 
 @dataclass(frozen=True, slots=True)

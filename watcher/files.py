@@ -81,6 +81,23 @@ def move_no_clobber(source: Path, target: Path) -> bool:
     return True
 
 
+_made_folders: set[Path] = set()
+
+
+def ensure_folder(folder: Path) -> None:
+    """``mkdir -p``, once per folder and process: on a NAS or a slow disk each mkdir is a round
+    trip, and intake would otherwise make the same folders for every manifest. A folder removed
+    behind our back is made again after ``forget_folders`` (the watcher calls it on a failure)."""
+    if folder in _made_folders:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    _made_folders.add(folder)
+
+
+def forget_folders() -> None:
+    _made_folders.clear()
+
+
 def move_out(source: Path, target: Path) -> None:
     """Move a claimed file out of the inbox into storage, replacing a copy left by a crash.
 
@@ -88,7 +105,7 @@ def move_out(source: Path, target: Path) -> None:
     for 0.5 s waiting for its other half, and every later event of the inbox waits behind it
     (watchdog's InotifyMoveEventGrouper). Across filesystems, ``publish`` copies.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(target.parent)
     try:
         os.link(source, target)
     except FileExistsError:
@@ -112,7 +129,7 @@ def rejected_target(inbox: Path, original: str, attempt: int) -> Path:
 
 def write_atomically(target: Path, text: str) -> None:
     """``target`` appears whole with ``text``, or keeps its old content."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(target.parent)
     partial = temporary_sibling(target)
     try:
         partial.write_text(text, encoding="utf-8")

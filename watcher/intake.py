@@ -112,7 +112,7 @@ class Intake:
             manifest_id = str(uuid.uuid4())
             claimed = files.processing_dir(inbox.path) / files.claim_name(manifest_id, path.name)
             try:
-                claimed.parent.mkdir(parents=True, exist_ok=True)
+                files.ensure_folder(claimed.parent)
                 path.rename(claimed)
             except FileNotFoundError:
                 return IntakeResult(Outcome.GONE, path, "taken by another watcher")
@@ -274,7 +274,7 @@ class Intake:
 
     def _manifests_folder(self, name: str) -> Path:
         folder = self.settings.storage / name / "manifests"
-        folder.mkdir(parents=True, exist_ok=True)
+        files.ensure_folder(folder)
         return folder
 
     def _allocate_manifest_path(self, name: str, original: str) -> Path:

@@ -1,5 +1,6 @@
-"""Watching the inboxes: watchdog observers say which names changed, one intake thread decides
-when a file is complete and hands it to ``Intake``.
+"""Watching the inboxes: watchdog observers say which names changed, one thread decides when a
+file is complete and hands it to ``Intake`` on a small pool (``intake.workers``), so that one
+manifest's database round trips overlap another's parsing.
 
 Events are hints (TOOLCHAIN.md §8). Locally a closed write (``FileClosedEvent``) means complete;
 a file that arrives by rename or over a share (no close event; PollingObserver never sends one)
@@ -16,6 +17,8 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -27,8 +30,8 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from vidgen.config import InboxSettings, Settings
-from watcher.files import ERROR_SUFFIX, REJECTED, processing_dir
-from watcher.intake import Intake, Outcome
+from watcher.files import ERROR_SUFFIX, REJECTED, forget_folders, processing_dir
+from watcher.intake import Intake, IntakeResult, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class _Kind(StrEnum):
     ARRIVED = "arrived"  # created or renamed in: complete once stable
     MODIFIED = "modified"
     GONE = "gone"
+    TAKEN = "taken"  # not a file event: a pool thread finished with this path
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,11 @@ class Watcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vidgen-intake", daemon=True)
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.intake.workers, thread_name_prefix="vidgen-intake"
+        )
+        self._in_flight: dict[Path, Future[IntakeResult]] = {}
+        self._in_flight_limit = 2 * settings.intake.workers  # enough to keep every thread busy
         self._next_rescan = 0.0
 
     def start(self) -> None:
@@ -154,6 +163,7 @@ class Watcher:
             self._unobserve(path)
         if self._thread.is_alive():
             self._thread.join()
+        self._pool.shutdown(wait=True)
 
     def status(self) -> WatcherStatus:
         """Inbox outages and rejected manifests (with their error text), for the status page."""
@@ -203,7 +213,15 @@ class Watcher:
 
     def _wait_seconds(self) -> float:
         now = time.monotonic()
-        soonest = min([p.due for p in self._pending.values() if not p.writing] + [now + 1.0])
+        # Paths a pool thread holds wait for its TAKEN event, not for their due time.
+        waiting = [
+            p.due
+            for path, p in self._pending.items()
+            if not p.writing and path not in self._in_flight
+        ]
+        if len(self._in_flight) >= self._in_flight_limit:
+            waiting = [p for p in waiting if p > now]  # nothing more can be taken until one ends
+        soonest = min([*waiting, now + 1.0])
         return max(0.0, min(soonest - now, self._next_rescan - now, _IDLE_WAKE_SECONDS))
 
     def _receive(self, timeout: float) -> None:
@@ -221,6 +239,9 @@ class Watcher:
                 return
 
     def _note(self, kind: _Kind, path: Path) -> None:
+        if kind is _Kind.TAKEN:
+            self._finish(path)
+            return
         inbox = self.intake.inbox_of(path)
         if kind is _Kind.GONE:
             self._pending.pop(path, None)
@@ -253,16 +274,27 @@ class Watcher:
 
     def _take_ready(self) -> None:
         for path, pending in list(self._pending.items()):
-            if self._stop.is_set():
+            if self._stop.is_set() or len(self._in_flight) >= self._in_flight_limit:
                 return
-            if pending.ready and pending.due <= time.monotonic():
-                self._take(path, pending)
+            if pending.ready and pending.due <= time.monotonic() and path not in self._in_flight:
+                future = self._pool.submit(self.intake.process, path)
+                self._in_flight[path] = future
+                future.add_done_callback(self._taken_callback(path))
 
-    def _take(self, path: Path, pending: _Pending) -> None:
+    def _taken_callback(self, path: Path) -> Callable[[Future[IntakeResult]], None]:
+        return lambda _future: self._events.put((_Kind.TAKEN, path))
+
+    def _finish(self, path: Path) -> None:
+        """A pool thread is done with ``path``: forget it, or look again later."""
+        future = self._in_flight.pop(path, None)
+        pending = self._pending.get(path)
+        if future is None or pending is None:
+            return
         try:
-            result = self.intake.process(path)
+            result = future.result()
         except Exception:  # one bad file or a database hiccup must not stop intake
             log.exception("intake of %s failed; trying again at the next rescan", path)
+            forget_folders()  # in case a folder it knew was removed
             pending.due = time.monotonic() + self.settings.intake.rescan_seconds
             return
         if result.outcome is Outcome.WAITING:
