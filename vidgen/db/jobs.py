@@ -507,3 +507,28 @@ def clip_files(database: Database, clip_ids: Sequence[str]) -> list[ClipFile]:
         for clip_id in clip_ids
         if clip_id in rows
     ]
+
+
+# Clip and project transitions of a manifest being recorded; intake calls them inside its one
+# transaction (vidgen/db/manifests.py), so they take the ORM rows, not ids.
+
+
+def remove_clip(clip: Clip) -> None:
+    """Left out of the newest manifest: out of the order; its files stay."""
+    clip.clip_status = ClipStatus.REMOVED
+
+
+def reuse_clip(clip: Clip) -> None:
+    """Back in a manifest with its video made: ready again, nothing to generate."""
+    clip.clip_status = ClipStatus.READY
+
+
+def retry_clip(clip: Clip) -> None:
+    """A failed or cancelled clip named again: queued for a new generate job."""
+    clip.clip_status = ClipStatus.QUEUED
+    clip.error_message = None
+
+
+def reopen_project(project: Project) -> None:
+    """New work for the project: active until its export ends."""
+    project.project_status = ProjectStatus.ACTIVE

@@ -19,7 +19,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vidgen.db.counters import next_index_in
-from vidgen.db.jobs import add_export_job, add_generate_job, cancel_project
+from vidgen.db.jobs import (
+    add_export_job,
+    add_generate_job,
+    cancel_project,
+    remove_clip,
+    reopen_project,
+    retry_clip,
+    reuse_clip,
+)
 from vidgen.db.models import (
     Clip,
     ClipStatus,
@@ -29,7 +37,6 @@ from vidgen.db.models import (
     Manifest,
     ManifestStatus,
     Project,
-    ProjectStatus,
     RunsOn,
     new_id,
 )
@@ -131,13 +138,13 @@ def _record(
         if job_id:
             new_jobs.append(job_id)
     for left_out in _active(unused):
-        left_out.clip_status = ClipStatus.REMOVED
+        remove_clip(left_out)
     resolved = {**record.resolved, "clips": [clip_spec_as_manifest(s) for s in specs]}
     clip_ids = [c.id for c in clips]
     export_id = None
     # A new project needs no look at older jobs: everything in it is new (saves round trips).
     if created or new_jobs or before != clip_ids or _export_differs(session, project.id, record):
-        project.project_status = ProjectStatus.ACTIVE
+        reopen_project(project)
         live = [] if created else _live_generate_jobs(session, project.id, set(clip_ids))
         waits_for = list(dict.fromkeys(new_jobs + live))
         runs_on = RunsOn.COMFYUI if _needs_comfyui(record) else RunsOn.CPU
@@ -195,13 +202,12 @@ def _place(
         unused.remove(match)
         spec = clip_spec_to_json(replace(planned.spec, seed=match.seed_value))
         if match.clip_status in (ClipStatus.READY, ClipStatus.REMOVED) and match.file_path:
-            match.clip_status = ClipStatus.READY
+            reuse_clip(match)
             return match, spec, None
         if match.clip_status in _KEPT:
             return match, spec, None
         # A failed or cancelled clip is tried again, in place.
-        match.clip_status = ClipStatus.QUEUED
-        match.error_message = None
+        retry_clip(match)
         return match, spec, _generate_job(session, project_id, match, spec, planned.runs_on)
     seed = planned.seed
     if seed is None:
