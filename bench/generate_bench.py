@@ -4,7 +4,7 @@ consecutive prompts, and 20 clips on two backends against one.
 The ComfyUI double runs as its own process with a fixed execution time per clip; vidgen's
 workers run in this process against a throwaway MariaDB. Results go to docs/benchmarks.md.
 
-    python -m bench.generate_bench      (from the repository's folder)
+    python bench/generate_bench.py
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
+
+# Run as a script, Python puts bench/ (not the repository) on sys.path; bench/ and tests/ live there.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import percentile, write_section
 from stages.pool import make_workers
@@ -160,7 +163,7 @@ def main() -> int:
 | 20 clips on 2 backends (clips per backend: {spread[0]} + {spread[1]}) | {wall_two:.1f} s = {wall_two / wall_one:.2f} × one backend | about 0.5 × |
 """
     print(body)
-    write_section("Generation (ComfyUI overhead)", body, "python -m bench.generate_bench")
+    write_section("Generation (ComfyUI overhead)", body, "python bench/generate_bench.py")
     return 0
 
 
