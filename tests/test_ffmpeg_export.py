@@ -52,11 +52,18 @@ from vidgen.specs import (
 ENDLESS = ["-f", "lavfi", "-re", "-i", "testsrc2=size=256x256:rate=25"]
 
 
-def _children() -> list[int]:
-    """Process ids of this process's live children (ffmpeg runs as one)."""
+def _children(folder: Path) -> list[int]:
+    """This process's live ffmpeg children writing into ``folder`` (other tests in this process
+    may leave other children running, such as a throwaway MariaDB or another test's ffmpeg)."""
     found: list[int] = []
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        found += [int(pid) for pid in (task / "children").read_text().split()]
+        for pid in (task / "children").read_text().split():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue  # it ended meanwhile
+            if argv[0].endswith(b"ffmpeg") and str(folder).encode() in b" ".join(argv):
+                found.append(int(pid))
     return found
 
 
@@ -146,7 +153,7 @@ def test_killed_ffmpeg_is_an_error_in_words(tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
 
     def kill_ffmpeg(_fraction: float) -> None:
-        for pid in _children():
+        for pid in _children(tmp_path):
             os.kill(pid, signal.SIGKILL)
 
     with pytest.raises(FFmpegError, match=r"ffmpeg was killed by SIGKILL writing out\.mp4"):
@@ -170,7 +177,7 @@ def test_cancel_stops_ffmpeg_and_removes_the_output(tmp_path: Path) -> None:
             cancel=cancel,
             output=out,
         )
-    assert _children() == []
+    assert _children(tmp_path) == []
     assert not out.exists()
 
 
@@ -521,7 +528,7 @@ def test_cancelled_step_leaves_no_files(small_clips: list[Path], tmp_path: Path)
     cancel = threading.Event()
     with pytest.raises(JobCancelled):
         execute_ffmpeg_step(step, cancel=cancel, on_progress=lambda _f: cancel.set())
-    assert _children() == []
+    assert _children(tmp_path) == []
     assert list(tmp_path.iterdir()) == []
 
 
