@@ -44,8 +44,14 @@ ensure_venv() {
         python3 -m venv .venv
     fi
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-        .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-        .venv/bin/python -m pip install -q -e ".${extra}"
+        echo "vidgen: installing Python packages into .venv ..." >&2
+        # The build backend's notes are noise on success; the log is shown when it fails.
+        if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+               .venv/bin/python -m pip install -q -e ".${extra}"; } >.venv/install.log 2>&1; then
+            cat .venv/install.log >&2
+            echo "vidgen: installing the Python packages failed (log above)" >&2
+            exit 1
+        fi
         touch "$stamp"
     fi
 }
