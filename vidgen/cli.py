@@ -84,7 +84,9 @@ def status(context: click.Context) -> None:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--workflows", "show_workflows", is_flag=True, help="print the ComfyUI graphs")
 @click.pass_context
 def validate(context: click.Context, files: tuple[Path, ...], show_workflows: bool) -> None:
@@ -93,7 +95,13 @@ def validate(context: click.Context, files: tuple[Path, ...], show_workflows: bo
 
     settings = _settings(context)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    ok = validate_files(settings, list(files), show_workflows=show_workflows, echo=click.echo)
+    ok = validate_files(
+        settings,
+        list(files),
+        show_workflows=show_workflows,
+        echo=click.echo,
+        warn=lambda line: click.echo(line, err=True),
+    )
     sys.exit(0 if ok else 1)
 
 

@@ -31,13 +31,14 @@ Echo = Callable[[str], None]
 
 
 def validate_files(
-    settings: Settings, files: list[Path], *, show_workflows: bool, echo: Echo
+    settings: Settings, files: list[Path], *, show_workflows: bool, echo: Echo, warn: Echo
 ) -> bool:
-    """True when every file is valid. Prints problems, or each file's plan (or graphs)."""
+    """True when every file is valid. Prints problems, or each file's plan (or graphs);
+    ``warn`` gets notes about the check itself (stderr, so stdout stays the result)."""
     catalogue = ModelCatalogue(settings.comfyui)
-    if catalogue.installed() is None and not show_workflows:
-        echo("note: no ComfyUI answers at " + ", ".join(settings.comfyui.urls) + ";")
-        echo("      model names are checked when one does (intake accepts and the jobs wait)")
+    if catalogue.installed() is None:
+        warn("note: no ComfyUI answers at " + ", ".join(settings.comfyui.urls) + ";")
+        warn("      model names are checked when one does (intake accepts and the jobs wait)")
     all_ok = True
     for path in files:
         result = check_file(path, settings, catalogue.installed)
@@ -135,9 +136,9 @@ def _graphs(result: ValidationResult, settings: Settings) -> dict[str, Any]:
     if not isinstance(manifest, Manifest):
         return {}
     graphs: dict[str, Any] = {}
-    for clip in manifest.clips:
+    for index, clip in enumerate(manifest.clips, start=1):
         spec = clip.spec
-        job = f"<job of {spec.clip_name}>"
+        job = f"JOB-OF-CLIP{index}"  # the real job id is known once intake records it
         if spec.mode is GenerationMode.TEXT_TO_VIDEO:
             graphs[spec.clip_name] = build_text_to_video(spec, job)
         elif spec.mode is GenerationMode.IMAGE_TO_VIDEO:
@@ -153,10 +154,10 @@ def _export_graphs(export: ExportSpec, manifest: Manifest, settings: Settings) -
     if export.upscale is not None and export.upscale.engine is Engine.COMFYUI:
         for chunk in plan_chunks(frames, settings.comfyui.upscale_chunk_frames):
             graphs[f"export: upscale chunk {chunk.index + 1}"] = build_upscale(
-                "<merged video>", export.upscale, chunk, manifest.frame_rate, "<export job>"
+                "MERGED-VIDEO.mp4", export.upscale, chunk, manifest.frame_rate, "EXPORT-JOB"
             )
     if export.interpolate is not None and export.interpolate.engine is Engine.COMFYUI:
         graphs["export: interpolate"] = build_interpolate(
-            "<merged video>", export.interpolate, manifest.frame_rate, "<export job>"
+            "MERGED-VIDEO.mp4", export.interpolate, manifest.frame_rate, "EXPORT-JOB"
         )
     return graphs
