@@ -48,9 +48,17 @@ def validate_files(
             continue
         if show_workflows:
             echo(json.dumps(_graphs(result, settings), indent=2, ensure_ascii=False))
+            _note_random_seeds(result, warn)
         else:
             _print_plan(result, settings, echo)
     return all_ok
+
+
+def _note_random_seeds(result: ValidationResult, warn: Echo) -> None:
+    if isinstance(result.manifest, Manifest):
+        for clip in result.manifest.clips:
+            if clip.seed is None and clip.spec.mode is not GenerationMode.IMPORTED:
+                warn(f"note: {clip.spec.clip_name}: seed is random; drawn at intake (shown as 0)")
 
 
 def _print_plan(result: ValidationResult, settings: Settings, echo: Echo) -> None:
