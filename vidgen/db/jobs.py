@@ -73,9 +73,7 @@ def write_log(database: Database, job_id: str, level: str, message: str) -> None
 def add_generate_job(
     session: Session, project_id: str, clip_id: str, clip_spec: dict[str, Any], runs_on: RunsOn
 ) -> Job:
-    # The id is set here, not by a flush: intake records a whole manifest in one flush.
     job = Job(
-        id=new_id(),
         project_id=project_id,
         job_type=JobType.GENERATE,
         runs_on=runs_on,
@@ -83,9 +81,7 @@ def add_generate_job(
         job_settings={"clip": clip_spec},
         depends_on=[],
     )
-    session.add(job)
-    add_job_log(session, job.id, "INFO", "queued")
-    return job
+    return _queue(session, job, "queued")
 
 
 def add_export_job(
@@ -97,7 +93,6 @@ def add_export_job(
     runs_on: RunsOn,
 ) -> Job:
     job = Job(
-        id=new_id(),
         project_id=project_id,
         job_type=JobType.EXPORT,
         runs_on=runs_on,
@@ -105,8 +100,14 @@ def add_export_job(
         job_settings=settings,
         depends_on=list(depends_on),
     )
+    return _queue(session, job, "queued; waits for its clips")
+
+
+def _queue(session: Session, job: Job, note: str) -> Job:
+    # The id is set here, not by a flush: intake records a whole manifest in one flush.
+    job.id = new_id()
     session.add(job)
-    add_job_log(session, job.id, "INFO", "queued; waits for its clips")
+    add_job_log(session, job.id, "INFO", note)
     return job
 
 
