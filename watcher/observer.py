@@ -24,7 +24,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, PatternMatchingEventHandler
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    PatternMatchingEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
@@ -37,6 +45,15 @@ log = logging.getLogger(__name__)
 
 MANIFEST_PATTERNS = ("*.yaml", "*.yml")
 IGNORED_PATTERNS = ("*.part", "*.tmp", "*.crdownload", "~*", ".*")
+# The events intake acts on. Leaving out opens and read-only closes keeps inotify from waking
+# the observer for every read of a manifest, intake's own included.
+_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+]
 _WAITING_RETRY_SECONDS = 0.25
 _IDLE_WAKE_SECONDS = 0.5
 
@@ -186,7 +203,9 @@ class Watcher:
             # stays non-recursive: it would stat every file below the inbox on each pass.
             processing_dir(inbox.path).mkdir(parents=True, exist_ok=True)
             handler = self._handlers[inbox.path]
-            observer.schedule(handler, str(inbox.path), recursive=not inbox.polling)
+            observer.schedule(
+                handler, str(inbox.path), recursive=not inbox.polling, event_filter=_EVENTS
+            )
             observer.start()
         except OSError as exc:  # gone between the check and the watch, or out of inotify watches
             self._outage(inbox, exc)

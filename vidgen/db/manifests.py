@@ -32,6 +32,7 @@ from vidgen.db.models import (
     Clip,
     ClipStatus,
     Job,
+    JobLog,
     JobStatus,
     JobType,
     Manifest,
@@ -40,7 +41,7 @@ from vidgen.db.models import (
     RunsOn,
     new_id,
 )
-from vidgen.db.session import Database
+from vidgen.db.session import Database, insert_new_in_bulk
 from vidgen.errors import DatabaseUnavailable
 from vidgen.naming import FileType, first_free_path
 from vidgen.specs import ClipSpec, GenerationMode, clip_spec_as_manifest, clip_spec_to_json
@@ -118,6 +119,15 @@ def stored_path_of(database: Database, manifest_id: str) -> tuple[str | None, di
 def _record(
     session: Session, record: ManifestRecord, draw_seed: Callable[[], int], *, lock: bool
 ) -> RecordOutcome:
+    # Named in this transaction (one commit per manifest, not two), and first: its UPDATE
+    # would otherwise flush every row added so far in a round of its own.
+    stored_path = first_free_path(
+        lambda: next_index_in(session, record.project_name, FileType.MANIFEST.value),
+        Path(record.stored_folder),
+        record.project_name,
+        FileType.MANIFEST,
+        record.stored_extension,
+    )
     project, created = _project(session, record, lock=lock)
     existing = (
         [] if created else list(session.scalars(select(Clip).where(Clip.project_id == project.id)))
@@ -152,15 +162,8 @@ def _record(
             session, project.id, clip_ids, record.export_settings, waits_for, runs_on
         )
         export_id = export.id
-    # Named in this transaction: one commit instead of two per manifest (intake's throughput).
-    stored_path = first_free_path(
-        lambda: next_index_in(session, record.project_name, FileType.MANIFEST.value),
-        Path(record.stored_folder),
-        record.project_name,
-        FileType.MANIFEST,
-        record.stored_extension,
-    )
     session.add(_manifest_row(record, project.id, resolved, str(stored_path)))
+    insert_new_in_bulk(session, (Project, Clip, Job, JobLog, Manifest))
     return RecordOutcome(
         project.id, tuple(clip_ids), tuple(new_jobs), export_id, str(stored_path), resolved
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, insert, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -111,3 +111,31 @@ def upgrade(database: Database) -> None:
     with database.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def insert_new_in_bulk(session: Session, models: Sequence[type[Any]]) -> None:
+    """INSERT the session's new rows of ``models`` (in this order, parents first) as one batched
+    statement per table, instead of the unit of work's flush, which costs intake several
+    milliseconds of Python per manifest. Columns left unset get their defaults."""
+    # Every new row leaves the session before the first INSERT, whose autoflush would
+    # otherwise send the rest through the unit of work, in its own order.
+    batches = [(model, [_row(session, obj) for obj in _new_of(session, model)]) for model in models]
+    for model, rows in batches:
+        if rows:
+            session.execute(insert(model), rows)
+
+
+def _new_of(session: Session, model: type[Any]) -> list[Any]:
+    return [obj for obj in session.new if type(obj) is model]
+
+
+def _row(session: Session, obj: Any) -> dict[str, Any]:
+    row = {}
+    for attribute in inspect(type(obj)).column_attrs:
+        value = getattr(obj, attribute.key)
+        column = attribute.columns[0]
+        if value is None and (column.default is not None or column.autoincrement is True):
+            continue  # the column's default (or the database) fills it
+        row[attribute.key] = value
+    session.expunge(obj)
+    return row
