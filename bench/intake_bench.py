@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vidgen.config import Settings, load_settings
+from vidgen.db.models import Manifest
 from vidgen.db.session import Database, open_database, upgrade
 from watcher.intake import Intake
 from watcher.observer import Watcher
@@ -31,6 +32,7 @@ from watcher.observer import Watcher
 REPO = Path(__file__).resolve().parent.parent
 LATENCY_DROPS = 200
 BURST = 1000
+BURST_ROUNDS = 3  # the machine's other load moves one round by ±25 %: the median is reported
 STABLE_SECONDS = 0.5
 POLL_SECONDS = 0.5
 POLLING_SPACING_SECONDS = 0.1
@@ -86,11 +88,54 @@ def drop(inbox: Path, name: str) -> tuple[str, float]:
     return str(path), time.time()
 
 
-def resident_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def resident_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def whole_vidgen_run(url: str) -> dict[str, float]:
+    """Resident memory of `vidgen run` itself (watcher, workers, status page) as its own
+    process, idle and after recording a burst of manifests."""
+    database = open_database(url)
+    with tempfile.TemporaryDirectory(prefix="vidgen-run-bench-") as folder:
+        root = Path(folder)
+        for name in ("inbox", "outbox", "storage"):
+            (root / name).mkdir()
+        environment = {
+            **os.environ,
+            "VIDGEN_DATABASE_URL": url,
+            "VIDGEN_INBOX": str(root / "inbox"),
+            "VIDGEN_OUTBOX": str(root / "outbox"),
+            "VIDGEN_STORAGE": str(root / "storage"),
+            "VIDGEN_STATUS_PORT": "0",
+            "VIDGEN_COMFYUI_URLS": "http://127.0.0.1:9",
+        }
+        vidgen = str(Path(sys.executable).with_name("vidgen"))
+        process = subprocess.Popen(
+            [vidgen, "run"], cwd=root, env=environment, stderr=subprocess.DEVNULL
+        )
+        try:
+            time.sleep(5)  # started, migrated, watching, idle
+            idle = resident_mb(process.pid)
+            before = _manifest_count(database)
+            subprocess.run(
+                [sys.executable, "-c", _WRITER, str(root / "inbox"), str(BURST), "run"], check=True
+            )
+            deadline = time.monotonic() + 120
+            while _manifest_count(database) < before + BURST and time.monotonic() < deadline:
+                time.sleep(0.2)
+            return {"idle": idle, "after": resident_mb(process.pid)}
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            database.dispose()
+
+
+def _manifest_count(database: Database) -> int:
+    with database.session() as session:
+        return session.query(Manifest).count()
 
 
 def run_watcher(
@@ -129,15 +174,17 @@ from pathlib import Path
 inbox = Path(sys.argv[1])
 for n in range(int(sys.argv[2])):
     with (inbox / f"burst{n:04d}.yaml").open("w", encoding="utf-8") as writer:
-        writer.write(f"project: bench burst{n:04d}\\nclips:\\n  - prompt: a red fox\\n  - prompt: snow\\n")
+        writer.write(f"project: bench {sys.argv[3]} {n:04d}\\nclips:\\n  - prompt: a red fox\\n  - prompt: snow\\n")
 """
 
 
-def burst(commits: CommitTimes) -> Callable[[Path], dict[str, Any]]:
+def burst(commits: CommitTimes, round_number: int) -> Callable[[Path], dict[str, Any]]:
     def measure(inbox: Path) -> dict[str, Any]:
         idle = resident_mb()
         started = time.time()
-        subprocess.run([sys.executable, "-c", _WRITER, str(inbox), str(BURST)], check=True)
+        # Each round's manifests are new projects (a re-drop would be an update: less work).
+        writer = [sys.executable, "-c", _WRITER, str(inbox), str(BURST), f"round{round_number}"]
+        subprocess.run(writer, check=True)
         written = time.time() - started
         paths = [str(inbox / f"burst{n:04d}.yaml") for n in range(BURST)]
         commits.wait_for(paths, timeout_s=120)
@@ -168,11 +215,19 @@ def measure_all(url: str) -> dict[str, dict[str, Any]]:
             for name, polling, body in (
                 ("inotify", False, latencies(commits, polling=False)),
                 ("polling", True, latencies(commits, polling=True)),
-                ("burst", False, burst(commits)),
+                *((f"burst{n}", False, burst(commits, n)) for n in range(BURST_ROUNDS)),
             ):
                 settings = settings_for(root / name, url, polling=polling)
                 results[name] = run_watcher(settings, database, body)
                 print(name, results[name], flush=True)
+        rounds = [results.pop(f"burst{n}") for n in range(BURST_ROUNDS)]
+        results["burst"] = {
+            **rounds[-1],
+            "seconds": statistics.median(r["seconds"] for r in rounds),
+        }
+        results["burst"]["all"] = [r["seconds"] for r in rounds]
+        results["run"] = whole_vidgen_run(url)
+        print("run", results["run"], flush=True)
     finally:
         intake_log.removeHandler(commits)
         intake_log.propagate = True
@@ -194,8 +249,9 @@ on the same machine; the watcher and intake run in one process.
 | --- | --- | --- |
 | latency with inotify, p50 / p99 over {LATENCY_DROPS} drops | {inotify["p50"]:.0f} / {inotify["p99"]:.0f} ms | p50 < 300 ms |
 | latency with polling, p50 / p99 over {LATENCY_DROPS} drops | {polling["p50"]:.0f} / {polling["p99"]:.0f} ms | < {polling_goal:.0f} ms (interval + stableSeconds + 300 ms) |
-| {BURST:,} manifests dropped at once, all recorded (MariaDB) | {burst_["seconds"]:.1f} s (writing them took {burst_["written"]:.2f} s) | < 10 s |
+| {BURST:,} manifests dropped at once, all recorded (MariaDB), median of {BURST_ROUNDS} rounds | {burst_["seconds"]:.1f} s (rounds: {", ".join(f"{s:.1f}" for s in burst_["all"])} s) | < 10 s |
 | resident memory of the watcher + intake process, idle / after the {BURST:,} | {burst_["idle"]:.0f} / {burst_["after"]:.0f} MB | < 150 MB |
+| resident memory of `vidgen run` (watcher, workers, status page), idle / after another {BURST:,} | {results["run"]["idle"]:.0f} / {results["run"]["after"]:.0f} MB | < 150 MB |
 """
 
 

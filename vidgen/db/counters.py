@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,7 +44,8 @@ def next_index_in(session: Session, project_name: str, file_type: str) -> int:
         update(NameCounter).where(*key).values(last_index=NameCounter.last_index + 1)
     )
     if bumped.rowcount == 0:  # type: ignore[attr-defined]
-        session.add(NameCounter(project_name=project_name, file_type=file_type, last_index=1))
-        session.flush()
+        session.execute(
+            insert(NameCounter).values(project_name=project_name, file_type=file_type, last_index=1)
+        )
         return 1
     return int(session.scalars(select(NameCounter.last_index).where(*key)).one())

@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, insert, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -115,14 +115,15 @@ def upgrade(database: Database) -> None:
 
 def insert_new_in_bulk(session: Session, models: Sequence[type[Any]]) -> None:
     """INSERT the session's new rows of ``models`` (in this order, parents first) as one batched
-    statement per table, instead of the unit of work's flush, which costs intake several
+    Core statement per table, instead of the unit of work's flush, which costs intake several
     milliseconds of Python per manifest. Columns left unset get their defaults."""
     # Every new row leaves the session before the first INSERT, whose autoflush would
     # otherwise send the rest through the unit of work, in its own order.
     batches = [(model, [_row(session, obj) for obj in _new_of(session, model)]) for model in models]
+    connection = session.connection()
     for model, rows in batches:
         if rows:
-            session.execute(insert(model), rows)
+            connection.execute(inspect(model).local_table.insert(), rows)
 
 
 def _new_of(session: Session, model: type[Any]) -> list[Any]:
@@ -130,12 +131,13 @@ def _new_of(session: Session, model: type[Any]) -> list[Any]:
 
 
 def _row(session: Session, obj: Any) -> dict[str, Any]:
+    """The object's column values by column key; unset columns are left to their defaults."""
     row = {}
     for attribute in inspect(type(obj)).column_attrs:
         value = getattr(obj, attribute.key)
         column = attribute.columns[0]
-        if value is None and (column.default is not None or column.autoincrement is True):
-            continue  # the column's default (or the database) fills it
-        row[attribute.key] = value
+        if value is None and (column.default is not None or column.primary_key):
+            continue  # the column's default (or the database's autoincrement) fills it
+        row[column.key] = value
     session.expunge(obj)
     return row
