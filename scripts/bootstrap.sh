@@ -31,7 +31,7 @@ need_system_packages() {
     if [ "$1" = test ]; then
         [ -x /usr/bin/chromium ] || missing+=(chromium)
         { command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; } || missing+=(mariadb-server)
-        fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing+=(fonts-noto-cjk)
+        fc-list 2>/dev/null | grep -i "Noto Sans CJK" >/dev/null || missing+=(fonts-noto-cjk)
     fi
     _apt_install "${missing[@]}"
 }

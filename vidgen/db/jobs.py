@@ -355,26 +355,10 @@ def retry_later(
         job = _owned(session, job_id, worker_id)
         if job is None:
             return
-        job.job_status = JobStatus.QUEUED
-        job.worker_id = None
-        job.lease_expires_at = None
+        _unclaim(job, f"retrying in {delay_seconds:.0f} s: {message}")
         job.not_before = utcnow() + timedelta(seconds=delay_seconds)
         job.error_message = message
-        job.current_stage = f"retrying in {delay_seconds:.0f} s: {message}"[:255]
         add_job_log(session, job.id, "WARNING", f"{message}; retrying in {delay_seconds:.1f} s")
-
-
-def wait_for_backend(database: Database, job_id: str, worker_id: str, reason: str) -> None:
-    """Unclaim a job whose backend does not answer: queued, with the reason shown, no try used."""
-    with database.session() as session:
-        job = _owned(session, job_id, worker_id)
-        if job is None:
-            return
-        job.job_status = JobStatus.QUEUED
-        job.worker_id = None
-        job.lease_expires_at = None
-        job.attempts = max(0, job.attempts - 1)
-        job.current_stage = reason[:255]
 
 
 def release(database: Database, job_id: str, worker_id: str) -> None:
@@ -383,12 +367,16 @@ def release(database: Database, job_id: str, worker_id: str) -> None:
         job = _owned(session, job_id, worker_id)
         if job is None:
             return
-        job.job_status = JobStatus.QUEUED
-        job.worker_id = None
-        job.lease_expires_at = None
-        job.attempts = max(0, job.attempts - 1)
-        job.current_stage = "waiting: vidgen stopped while it ran"
+        _unclaim(job, "waiting: vidgen stopped while it ran")
+        job.attempts = max(0, job.attempts - 1)  # a shutdown is no failed try
         add_job_log(session, job.id, "INFO", "released at shutdown")
+
+
+def _unclaim(job: Job, stage: str) -> None:
+    job.job_status = JobStatus.QUEUED
+    job.worker_id = None
+    job.lease_expires_at = None
+    job.current_stage = stage[:255]
 
 
 def mark_cancelled(database: Database, job_id: str, worker_id: str) -> None:
