@@ -81,6 +81,7 @@ def test_closed_write_is_taken(
     start_watcher(settings)
     (inbox / "fox.yaml").write_text("prompt: a red fox\n")
     wait_for(lambda: manifests(database) == 1 and not (inbox / "fox.yaml").exists())
+    wait_for(lambda: len(stored(settings, "fox")) == 1)  # moved in after the commit
     assert [p.read_text() for p in stored(settings, "fox")] == ["prompt: a red fox\n"]
 
 
@@ -100,6 +101,7 @@ def test_slow_writer_is_not_read_before_it_closes(
             assert (inbox / "slow.yaml").exists()
         assert manifests(database) == 0
     wait_for(lambda: manifests(database) == 1)
+    wait_for(lambda: len(stored(settings, "slow")) == 1)  # moved in after the commit
     assert [p.read_text() for p in stored(settings, "slow")] == ["".join(chunks)]
     assert not (inbox / "rejected").exists()
 
@@ -116,7 +118,7 @@ def test_manifest_moved_in_is_taken_once_stable(
     outside.write_text("prompt: moved in\n")
     outside.rename(inbox / "moved.yaml")
     wait_for(lambda: manifests(database) == 1)
-    assert len(stored(settings, "moved")) == 1
+    wait_for(lambda: len(stored(settings, "moved")) == 1)  # moved in after the commit
 
 
 def test_part_file_renamed_is_taken_once(
@@ -133,7 +135,7 @@ def test_part_file_renamed_is_taken_once(
     wait_for(lambda: manifests(database) == 1)
     time.sleep(1.5)  # past a rescan: still taken once
     assert manifests(database) == 1
-    assert len(stored(settings, "x")) == 1
+    wait_for(lambda: len(stored(settings, "x")) == 1)  # moved in after the commit
 
 
 def test_ignored_names_and_subfolders_are_left_alone(
@@ -205,6 +207,7 @@ def test_polling_inbox(
         time.sleep(0.15)  # shorter than stableSeconds: the size changes again before it is read
         writer.write("frames: 24\n")
     wait_for(lambda: manifests(database) == 1)
+    wait_for(lambda: len(stored(settings, "slow")) == 1)  # moved in after the commit
     assert [p.read_text() for p in stored(settings, "slow")] == [
         "prompt: over a share\nframes: 24\n"
     ]
@@ -223,8 +226,8 @@ def test_files_present_at_start_and_claims_left_by_a_crash(
     start_watcher(settings)
     wait_for(lambda: manifests(database) == 2)
     assert list(processing.iterdir()) == []
-    assert len(stored(settings, "crashed")) == 1
-    assert len(stored(settings, "early")) == 1
+    wait_for(lambda: len(stored(settings, "crashed")) == 1)  # moved in after the commit
+    wait_for(lambda: len(stored(settings, "early")) == 1)  # moved in after the commit
 
 
 def test_manifest_before_its_image(
