@@ -113,3 +113,10 @@ def test_db_upgrade_and_jobs_work_on_a_fresh_folder(tmp_path: Path) -> None:
     listed = _vidgen("jobs", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert "0 in all" in listed.stdout
+
+
+def test_the_status_page_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Path) -> None:
+    done = _vidgen("status", cwd=tmp_path, env={"VIDGEN_STATUS_HOST": "0.0.0.0"})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("vidgen: status.host is 0.0.0.0")
+    assert "Traceback" not in done.stderr

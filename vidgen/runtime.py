@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from vidgen.config import Settings
 from vidgen.db.session import Database, open_database, upgrade
+from vidgen.errors import VidgenError
 from workflows.catalogue import ModelCatalogue
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class Services:
     workers: list[Worker] = field(default_factory=list)
     status_thread: threading.Thread | None = None
     catalogue: ModelCatalogue | None = None
+    failure: VidgenError | None = None  # why a part stopped on its own (raised after stopping)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -69,6 +71,15 @@ def open_migrated(settings: Settings) -> Database:
 
 
 def start(settings: Settings, parts: set[Part]) -> Services:
+    """Start the parts; a setting that forbids one stops start-up before anything runs.
+
+    Raises:
+        ConfigError: e.g. the status page bound beyond loopback without a token.
+    """
+    if Part.STATUS in parts:
+        from status.security import check_binding
+
+        check_binding(settings)
     for folder in (settings.storage, settings.outbox, *(i.path for i in settings.inboxes)):
         folder.mkdir(parents=True, exist_ok=True)
     services = Services(settings, open_migrated(settings))
@@ -88,17 +99,21 @@ def start(settings: Settings, parts: set[Part]) -> Services:
         services.watcher = Watcher(settings, intake)
         services.watcher.start()
     if Part.STATUS in parts:
-        from status import serve
-
         services.status_thread = threading.Thread(
-            target=serve,
-            args=(settings, services.database, services.stop_event),
-            name="status",
-            daemon=True,
+            target=_serve_status, args=(services,), name="status", daemon=True
         )
         services.status_thread.start()
         log.info("status page on http://%s:%d", settings.status.host, settings.status.port)
     return services
+
+
+def _serve_status(services: Services) -> None:
+    from status import serve
+
+    try:
+        serve(services.settings, services.database, services.stop_event)
+    except VidgenError as exc:  # e.g. the port is taken: said once, and vidgen stops
+        services.failure = exc
 
 
 def run_until_signalled(services: Services) -> None:
@@ -121,3 +136,5 @@ def run_until_signalled(services: Services) -> None:
         services.stop()
         for signal_number, handler in previous.items():
             signal.signal(signal_number, handler)
+    if services.failure is not None:
+        raise services.failure
