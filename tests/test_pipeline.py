@@ -133,6 +133,9 @@ def test_every_no_gpu_example_reaches_the_outbox(
     for page in ("/api/projects/noGpuFade", "/projects/noGpuFade", "/api/jobs"):
         body = client.get(page).get_data(as_text=True)
         assert str(tmp_path) not in body  # no folder of this machine reaches a browser
+    project_page = client.get("/projects/noGpuFade").get_data(as_text=True)
+    assert "Source video" in project_page  # imported clips: no seed, their video is the source
+    assert "<dt>Seed</dt>" not in project_page
 
 
 def test_an_image_to_video_manifest_uploads_its_reference(
