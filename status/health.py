@@ -128,7 +128,7 @@ def _database(database: Database) -> dict[str, Any]:
     return {"ok": True}
 
 
-def _folder(path: Path, *, need_write: bool) -> dict[str, Any]:
+def folder_state(path: Path, *, need_write: bool) -> dict[str, Any]:
     readable = path.is_dir() and os.access(path, os.R_OK | os.X_OK)
     writable = readable and os.access(path, os.W_OK)
     entry: dict[str, Any] = {"name": path.name, "readable": readable, "writable": writable}
@@ -155,13 +155,13 @@ def check_health(
     settings: Settings, database: Database, probes: Sequence[BackendProbe], ffmpeg: FFmpegVersion
 ) -> tuple[dict[str, Any], bool]:
     """The health report, and whether vidgen can work (database and storage usable)."""
-    storage = _folder(settings.storage, need_write=True)
-    outboxes = [_folder(p, need_write=True) for p in dict.fromkeys(settings.all_outboxes)]
+    storage = folder_state(settings.storage, need_write=True)
+    outboxes = [folder_state(p, need_write=True) for p in dict.fromkeys(settings.all_outboxes)]
     report: dict[str, Any] = {
         "database": _database(database),
         "comfyui": [_backend(probe) for probe in probes],
         "ffmpeg": ffmpeg.get(),
-        "inboxes": [_folder(i.path, need_write=True) for i in settings.inboxes],
+        "inboxes": [folder_state(i.path, need_write=True) for i in settings.inboxes],
         "storage": storage,
         "outboxes": outboxes,
     }

@@ -7,12 +7,14 @@ read models into words (present.py) and recorded paths into ``/files/`` URLs.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, abort, current_app, render_template, request
 
 from status import present
 from status.api import page_arguments
 from status.files import FileRoots
+from status.health import folder_state
 from vidgen.db.queries import get_job, get_project, list_jobs, list_projects
 
 bp = Blueprint("pages", __name__)
@@ -79,5 +81,16 @@ def _inbox_names() -> list[str]:
 
 
 @bp.app_context_processor
-def navigation() -> dict[str, str]:
-    return {"active_path": request.path}
+def navigation() -> dict[str, Any]:
+    return {"active_path": request.path, "inbox_outages": _inbox_outages()}
+
+
+def _inbox_outages() -> list[str]:
+    """Inboxes vidgen cannot use now (a share unmounted, the network down): every page says
+    so, since on a share nothing else would tell the people dropping files there."""
+    settings = current_app.extensions["vidgen.settings"]
+    return [
+        inbox.path.name
+        for inbox in settings.inboxes
+        if not folder_state(inbox.path, need_write=True)["ok"]
+    ]

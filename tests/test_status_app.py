@@ -546,6 +546,23 @@ def test_health_is_503_when_storage_is_gone(settings: Settings, database: Databa
     assert response.get_json()["storage"]["ok"] is False
 
 
+def test_every_page_says_when_an_inbox_is_unavailable(
+    settings: Settings, database: Database
+) -> None:
+    share = settings.inboxes[0].path
+    share.rmdir()  # the share went away
+    app = create_app(settings, database, backend_probes=[])
+    try:
+        for path in ("/", "/projects", "/rejected"):
+            page = _text(app.test_client().get(path))
+            assert "is unavailable" in page
+            assert f'<span class="mono">{share.name}</span>' in page
+        share.mkdir()
+        assert "is unavailable" not in _text(app.test_client().get("/"))
+    finally:
+        app.extensions["vidgen.feed"].stop()
+
+
 # --- server-sent events ---------------------------------------------------------------------------
 
 

@@ -80,7 +80,9 @@ def start(settings: Settings, parts: set[Part]) -> Services:
         from status.security import check_binding
 
         check_binding(settings)
-    for folder in (settings.storage, settings.outbox, *(i.path for i in settings.inboxes)):
+    # Inboxes are not made: a missing one may be a share not mounted yet, and a folder made at
+    # its mount point would catch files meant for the share. The watcher reports it missing.
+    for folder in (settings.storage, settings.outbox):
         folder.mkdir(parents=True, exist_ok=True)
     services = Services(settings, open_migrated(settings))
     services.catalogue = ModelCatalogue(settings.comfyui)
