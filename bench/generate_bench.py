@@ -24,12 +24,12 @@ import httpx
 # Run as a script, Python puts bench/ (not the repository) on sys.path; bench/ and tests/ live there.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import percentile, write_section
+from bench.report import bench_settings, percentile, write_section
 from stages.pool import make_workers
 from stages.worker import Worker
 from tests.fixtures.pipeline import queue_clip, text_clip
 from tests.mariadb import free_port, throwaway_mariadb
-from vidgen.config import Settings, load_settings
+from vidgen.config import Settings
 from vidgen.db.models import Job
 from vidgen.db.session import Database, open_database, upgrade
 
@@ -65,15 +65,8 @@ def double_process(root: Path) -> Iterator[str]:
 
 
 def settings_for(root: Path, url: str, backends: list[str]) -> Settings:
-    overrides = {
-        "database": {"url": url},
-        "storage": str(root / "storage"),
-        "outbox": str(root / "outbox"),
-        "inboxes": [{"path": str(root / "inbox")}],
-        "comfyui": {"urls": backends},
-        "jobs": {"pollSeconds": 0.05, "cpuWorkers": 0},
-    }
-    return load_settings(None, {}, overrides=overrides)
+    jobs = {"pollSeconds": 0.05, "cpuWorkers": 0}
+    return bench_settings(root, url, comfyui={"urls": backends}, jobs=jobs)
 
 
 def run_batch(database: Database, settings: Settings, clips: int, project: str) -> float:

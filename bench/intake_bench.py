@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vidgen.config import Settings, load_settings
+from vidgen.config import Settings
 from vidgen.db.models import Manifest
 from vidgen.db.session import Database, open_database, upgrade
 from watcher.intake import Intake
@@ -64,20 +64,11 @@ class CommitTimes(logging.Handler):
 
 
 def settings_for(root: Path, url: str, *, polling: bool) -> Settings:
-    inbox = root / "inbox"
-    for folder in (inbox, root / "storage", root / "outbox"):
-        folder.mkdir(parents=True, exist_ok=True)
-    return load_settings(
-        None,
-        {},
-        overrides={
-            "database": {"url": url},
-            "storage": str(root / "storage"),
-            "outbox": str(root / "outbox"),
-            "inboxes": [{"path": str(inbox), "polling": polling, "stableSeconds": STABLE_SECONDS}],
-            "intake": {"rescanSeconds": 30.0, "pollIntervalSeconds": POLL_SECONDS},
-        },
-    )
+    from bench.report import bench_settings  # the repository is on sys.path only from main()
+
+    inbox = {"path": str(root / "inbox"), "polling": polling, "stableSeconds": STABLE_SECONDS}
+    intake = {"rescanSeconds": 30.0, "pollIntervalSeconds": POLL_SECONDS}
+    return bench_settings(root, url, inboxes=[inbox], intake=intake)
 
 
 def drop(inbox: Path, name: str) -> tuple[str, float]:

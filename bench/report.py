@@ -8,6 +8,9 @@ import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from vidgen.config import Settings, load_settings
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -48,3 +51,18 @@ def percentile(values: list[float], fraction: float) -> float:
         return float("nan")
     rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def bench_settings(root: Path, url: str, **sections: Any) -> Settings:
+    """Settings for a benchmark: its folders under ``root`` (made), the database at ``url``,
+    and ``sections`` in config.yaml's shape over the defaults (e.g. ``status={"port": 0}``)."""
+    for name in ("inbox", "outbox", "storage"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    overrides: dict[str, Any] = {
+        "database": {"url": url},
+        "storage": str(root / "storage"),
+        "outbox": str(root / "outbox"),
+        "inboxes": [{"path": str(root / "inbox")}],
+        **sections,
+    }
+    return load_settings(None, {}, overrides=overrides)

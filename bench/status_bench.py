@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import insert, text
 
-from vidgen.config import Settings, load_settings
+from vidgen.config import Settings
 from vidgen.db.jobs import claim_next, report_progress
 from vidgen.db.models import Base, Clip, Job, Project, RunsOn
 from vidgen.db.session import Database, open_database, upgrade
@@ -105,19 +105,9 @@ def _job_row(n: int, project_id: str, clip_id: str, start: datetime) -> dict[str
 
 
 def _settings(root: Path, url: str, port: int) -> Settings:
-    for name in ("inbox", "outbox", "storage"):
-        (root / name).mkdir(parents=True, exist_ok=True)
-    return load_settings(
-        None,
-        {},
-        overrides={
-            "database": {"url": url},
-            "storage": str(root / "storage"),
-            "outbox": str(root / "outbox"),
-            "inboxes": [{"path": str(root / "inbox")}],
-            "status": {"port": port, "threads": THREADS},
-        },
-    )
+    from bench.report import bench_settings  # the repository is on sys.path only from main()
+
+    return bench_settings(root, url, status={"port": port, "threads": THREADS})
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from tests.comfyui_double import ComfyUIDouble
+from tests.fixtures.media import make_image
 
 CAPTURED = Path(__file__).parent / "comfyui_double" / "captured"
 DEADLINE = 20.0
@@ -166,21 +167,7 @@ def clip(comfyui: ComfyUIDouble) -> str:
 def upload_png(
     double: ComfyUIDouble, name: str, width: int = 48, height: int = 40, **fields: str
 ) -> httpx.Response:
-    path = double.root_dir / f"src-{width}x{height}.png"
-    argv = [
-        "ffmpeg",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc2=size={width}x{height}",
-        "-frames:v",
-        "1",
-        str(path),
-    ]
-    subprocess.run(argv, check=True)
+    path = make_image(double.root_dir / f"src-{width}x{height}.png", width, height)
     files = {"image": (name, path.read_bytes(), "image/png")}
     return httpx.post(double.url + "/upload/image", files=files, data=fields, timeout=DEADLINE)
 

@@ -10,12 +10,12 @@ from stages.ffmpeg_runner import probe
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.comfyui import ComfyUIFactory
 from tests.fixtures.database import make_settings
+from tests.fixtures.media import make_image
 from tests.fixtures.pipeline import (
     StartWorker,
     clip_row,
     job_ended,
     job_row,
-    make_image,
     queue_clip,
     text_clip,
     wait_for,

@@ -15,8 +15,8 @@ from stages.ffmpeg_runner import probe
 from status import create_app
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.database import make_settings
-from tests.fixtures.media import MakeClip
-from tests.fixtures.pipeline import make_image, wait_for
+from tests.fixtures.media import MakeClip, make_image
+from tests.fixtures.pipeline import wait_for
 from vidgen.config import Settings
 from vidgen.db.models import Clip, Job
 from vidgen.db.session import Database

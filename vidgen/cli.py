@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from vidgen.config import Settings, load_settings
+from vidgen.db.session import url_without_password
 from vidgen.errors import ConfigError, VidgenError
 from vidgen.logs import setup_logging
 
@@ -138,7 +139,7 @@ def upgrade(context: click.Context) -> None:
 
     settings = _settings(context)
     open_migrated(settings).dispose()
-    click.echo(f"database at {_safe_url(settings.database_url)} is up to date")
+    click.echo(f"database at {url_without_password(settings.database_url)} is up to date")
 
 
 @main.command("config")
@@ -159,17 +160,8 @@ def _jsonable(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, str) and "://" in value:
-        return _safe_url(value)
+        return url_without_password(value)
     return value
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url  # noqa: TID251 (only to hide a password)
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 (not a database URL: shown as it is)
-        return url
 
 
 def entry() -> None:

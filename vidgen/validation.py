@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from stages.export_plan import build_export_plan, describe
+from stages.export_plan import ExportPlan, build_export_plan, describe
 from stages.ffmpeg_runner import probe
 from stages.merge import ClipInput
 from vidgen.config import Settings
@@ -125,7 +125,7 @@ def _plan_inputs(manifest: Manifest) -> list[ClipInput]:
     return inputs
 
 
-def _plan(manifest: Manifest, settings: Settings) -> Any:
+def _plan(manifest: Manifest, settings: Settings) -> ExportPlan:
     extension = "mp4" if manifest.export.deliver_as_is else manifest.export.format.extension
     work = settings.storage / manifest.project_name / "work" / "plan"
     return build_export_plan(

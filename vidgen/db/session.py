@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
@@ -66,6 +66,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def url_without_password(url: str) -> str:
+    """A database URL fit to print; a string that is no such URL comes back as it is."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def _rollback_quietly(session: Session) -> None:
