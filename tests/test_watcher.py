@@ -270,15 +270,16 @@ def test_outage_and_return(
     wait_for(lambda: manifests(database) == 3)
 
 
-def test_status_lists_rejected_manifests(
+def test_a_rejected_manifest_lands_beside_its_error_file(
     start_watcher: Callable[[Settings], Watcher], settings: Settings, inbox: Path
 ) -> None:
-    watcher = start_watcher(settings)
+    start_watcher(settings)
     (inbox / "bad.yaml").write_text("prompt: a\nframes: 3\n")
-    wait_for(lambda: bool(watcher.status().rejected))
-    (rejected,) = watcher.status().rejected
-    assert rejected.path == inbox / "rejected" / "bad.yaml"
-    assert rejected.error_text == "bad.yaml:2: frames: must be at least 8, got 3\n"
+    error_file = inbox / "rejected" / "bad.yaml.error.txt"
+    moved = inbox / "rejected" / "bad.yaml"
+    wait_for(lambda: error_file.exists() and moved.exists())  # the error file is written first
+    assert moved.read_text() == "prompt: a\nframes: 3\n"
+    assert error_file.read_text() == "bad.yaml:2: frames: must be at least 8, got 3\n"
 
 
 def test_missing_inbox_at_start_is_an_outage(

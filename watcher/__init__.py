@@ -13,7 +13,7 @@ from watcher.manifest import (
     check_file,
     read_manifest,
 )
-from watcher.observer import InboxState, RejectedManifest, Watcher, WatcherStatus
+from watcher.observer import InboxState, Watcher, WatcherStatus
 from watcher.resolve import ManifestClip
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "Manifest",
     "ManifestClip",
     "Outcome",
-    "RejectedManifest",
     "ValidationResult",
     "Watcher",
     "WatcherStatus",

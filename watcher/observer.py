@@ -38,7 +38,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from vidgen.config import InboxSettings, Settings
-from watcher.files import ERROR_SUFFIX, REJECTED, forget_folders, processing_dir
+from watcher.files import forget_folders, processing_dir
 from watcher.intake import Intake, IntakeResult, Outcome
 
 log = logging.getLogger(__name__)
@@ -78,15 +78,8 @@ class InboxState:
 
 
 @dataclass(frozen=True, slots=True)
-class RejectedManifest:
-    path: Path
-    error_text: str
-
-
-@dataclass(frozen=True, slots=True)
 class WatcherStatus:
     inboxes: tuple[InboxState, ...]
-    rejected: tuple[RejectedManifest, ...]
 
 
 @dataclass
@@ -183,11 +176,10 @@ class Watcher:
         self._pool.shutdown(wait=True)
 
     def status(self) -> WatcherStatus:
-        """Inbox outages and rejected manifests (with their error text), for the status page."""
+        """Each inbox as this watcher sees it: watched, or away since when and why. (Rejected
+        manifests are read from their folders by the status page, which may run elsewhere.)"""
         with self._lock:
-            states = tuple(self._states.values())
-        rejected = tuple(r for i in self.settings.inboxes for r in _rejected_in(i.path))
-        return WatcherStatus(states, rejected)
+            return WatcherStatus(tuple(self._states.values()))
 
     def _observe(self, inbox: InboxSettings) -> None:
         observer: BaseObserver
@@ -369,20 +361,3 @@ def _scan(folder: Path) -> list[os.DirEntry[str]]:
         raise FileNotFoundError(2, "the folder does not exist", str(folder))
     with os.scandir(folder) as entries:
         return [entry for entry in entries if entry.is_file(follow_symlinks=False)]
-
-
-def _rejected_in(inbox: Path) -> list[RejectedManifest]:
-    folder = inbox / REJECTED
-    try:
-        names = sorted(p for p in folder.iterdir() if p.name.endswith(ERROR_SUFFIX))
-    except OSError:
-        return []
-    found: list[RejectedManifest] = []
-    for error_file in names:
-        manifest = error_file.with_name(error_file.name.removesuffix(ERROR_SUFFIX))
-        try:
-            text = error_file.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        found.append(RejectedManifest(manifest, text))
-    return found
