@@ -23,15 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import write_section
-from stages import encode
-from stages.export_plan import (
-    ExportPlan,
-    FFmpegStep,
-    build_export_plan,
-    execute_ffmpeg_step,
-)
-from stages.ffmpeg_runner import file_arg, probe, run
+from stages import ExportPlan, FFmpegStep, build_export_plan, encode, execute_ffmpeg_step
 from stages.merge import ClipInput
+from vidgen.ffmpeg import file_arg, probe, run
 from vidgen.specs import (
     ExportSpec,
     Quality,
@@ -60,7 +54,13 @@ def make_clip(path: Path, fps: int, duration_sec: float) -> Path:
 def fused(clips: list[Path], folder: Path) -> Callable[[], None]:
     inputs = [ClipInput.from_media(probe(c)) for c in clips]
     plan = build_export_plan(
-        SPEC, inputs, size=(512, 512), fps=8, output=folder / "fused.mp4", work_dir=folder
+        SPEC,
+        inputs,
+        size=(512, 512),
+        fps=8,
+        output=folder / "fused.mp4",
+        work_dir=folder,
+        chunk_frames=16,
     )
     (step,) = plan.steps
     assert isinstance(step, FFmpegStep)
@@ -133,7 +133,13 @@ def measure(folder: Path) -> tuple[dict[str, float], dict[str, float], ExportPla
             times[name].append(timed(action))
     inputs = [ClipInput.from_media(probe(c)) for c in clips]
     plan = build_export_plan(
-        SPEC, inputs, size=(512, 512), fps=8, output=folder / "fused.mp4", work_dir=folder
+        SPEC,
+        inputs,
+        size=(512, 512),
+        fps=8,
+        output=folder / "fused.mp4",
+        work_dir=folder,
+        chunk_frames=16,
     )
     return {name: statistics.median(t) for name, t in times.items()}, throughput(folder), plan
 

@@ -28,9 +28,11 @@ from typing import Any
 from sqlalchemy import insert, text
 
 from vidgen.config import Settings
-from vidgen.db.jobs import claim_next, report_progress
+from vidgen.db.claims import claim_next
+from vidgen.db.jobs import report_progress
 from vidgen.db.models import Base, Clip, Job, Project, RunsOn
 from vidgen.db.session import Database, open_database, upgrade
+from vidgen.specs import ClipSpec, ExportRequest, ExportSpec, GenerateRequest, GenerationMode
 
 REPO = Path(__file__).resolve().parent.parent
 JOBS = 10_000
@@ -83,6 +85,14 @@ def seed(database: Database) -> None:
             session.execute(insert(Job), rows[first : first + 1000])
 
 
+def _request(n: int) -> dict[str, Any]:
+    """A job's request as intake stores it: every fourth job an export, the others clips."""
+    if n % 4 == 0:
+        return ExportRequest(ExportSpec(), "outbox", 512, 512, 8).to_json()
+    clip = ClipSpec("clip", GenerationMode.TEXT_TO_VIDEO, "a red fox running through snow", seed=n)
+    return GenerateRequest(clip).to_json()
+
+
 def _job_row(n: int, project_id: str, clip_id: str, start: datetime) -> dict[str, Any]:
     status = "completed" if n % 10 else "failed"
     if n >= JOBS - 30:
@@ -93,7 +103,7 @@ def _job_row(n: int, project_id: str, clip_id: str, start: datetime) -> dict[str
         "job_type": "generate" if n % 4 else "export",
         "runs_on": RunsOn.COMFYUI,
         "input_clip_ids": [clip_id],
-        "job_settings": {"clip": {"prompt": "a red fox running through snow", "seed": n}},
+        "job_settings": _request(n),
         "depends_on": [],
         "progress_percent": 100.0 if status == "completed" else 0.0,
         "current_stage": "done" if status == "completed" else "queued",

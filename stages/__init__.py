@@ -1,24 +1,23 @@
 """The stages of a job and the worker that runs them; only these names are meant for callers.
 
-The FFmpeg half of exporting: plan with ``build_export_plan`` (what ``vidgen validate`` prints with
-``describe``), run each ``FFmpegStep`` with ``execute_ffmpeg_step``, hand each ``ComfyUIStep`` to
-the ComfyUI client. ``ffmpeg_runner`` is the only module that runs ffmpeg or ffprobe.
+The export half: ``build_export_plan`` plans the steps (``FFmpegStep``: one ffmpeg run;
+``ComfyUIStep``: one ComfyUI stage, whose prompts ``step_prompts`` gives); ``execute_ffmpeg_step``
+runs an ffmpeg step; ``make_workers`` builds the workers ``vidgen run`` and ``vidgen work`` start.
 """
 
+from stages.comfyui_steps import ComfyUIStep, StepPrompt, step_prompts, upload_name
+from stages.export import execute_ffmpeg_step
 from stages.export_plan import (
-    ComfyUIStep,
     ExportPlan,
     ExportPlanError,
     FFmpegStep,
     Step,
-    VideoShape,
     build_export_plan,
     deliver_as_is_step,
-    describe,
-    execute_ffmpeg_step,
 )
-from stages.ffmpeg_runner import MediaInfo, extract_thumbnail, ffmpeg_version, probe
 from stages.merge import ClipInput
+from stages.pool import make_workers
+from stages.shapes import VideoShape
 
 __all__ = [
     "ClipInput",
@@ -26,14 +25,13 @@ __all__ = [
     "ExportPlan",
     "ExportPlanError",
     "FFmpegStep",
-    "MediaInfo",
     "Step",
+    "StepPrompt",
     "VideoShape",
     "build_export_plan",
     "deliver_as_is_step",
-    "describe",
     "execute_ffmpeg_step",
-    "extract_thumbnail",
-    "ffmpeg_version",
-    "probe",
+    "make_workers",
+    "step_prompts",
+    "upload_name",
 ]

@@ -7,18 +7,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from stages.ffmpeg_runner import extract_thumbnail, probe
 from stages.worker import JobContext
 from vidgen.db import jobs
+from vidgen.db.jobs import PlacedClip
 from vidgen.errors import StorageError
+from vidgen.ffmpeg import extract_thumbnail, probe
 from vidgen.naming import FileType, allocate_path, publish
-
-
-def recorded_clip(context: JobContext) -> Path | None:
-    """The clip a previous attempt already put in place (it died before the row was written)."""
-    outputs = jobs.job_settings(context.database, context.job.id).get("outputs") or {}
-    clip = outputs.get("clip")
-    return Path(clip) if clip and Path(clip).is_file() else None
+from vidgen.specs import JobOutputs
 
 
 def place_clip(context: JobContext, video: Path, workflow: dict[str, Any] | None) -> None:
@@ -26,52 +21,47 @@ def place_clip(context: JobContext, video: Path, workflow: dict[str, Any] | None
     thumbnail, and mark the clip ready."""
     project_dir = context.settings.storage / context.job.project_name
     extension = video.suffix.lstrip(".").lower() or "mp4"
+    name = context.job.project_name
     clip_path = allocate_path(
-        context.database, project_dir / "clips", context.job.project_name, FileType.CLIP, extension
+        context.database, project_dir / "clips", name, FileType.CLIP, extension
     )
     thumb_path = allocate_path(
-        context.database,
-        project_dir / "thumbnails",
-        context.job.project_name,
-        FileType.THUMB,
-        "jpg",
+        context.database, project_dir / "thumbnails", name, FileType.THUMB, "jpg"
     )
     # The names are recorded before the files are moved: a worker that dies after the move
-    # finds them on its next attempt (recorded_clip) instead of leaving orphans.
-    if not jobs.record_outputs(
-        context.database,
-        context.job.id,
-        context.job.worker_id,
-        {"clip": str(clip_path), "thumbnail": str(thumb_path)},
-    ):
+    # finds them on its next attempt instead of leaving orphans.
+    outputs = JobOutputs(clip=str(clip_path), thumbnail=str(thumb_path))
+    if not jobs.record_outputs(context.database, context.job.id, context.job.worker_id, outputs):
         return
     publish(video, clip_path)
-    finish_placed(context, clip_path, workflow)
+    _finish(context, clip_path, thumb_path, workflow)
 
 
 def finish_placed(context: JobContext, clip_path: Path, workflow: dict[str, Any] | None) -> None:
-    """Thumbnail (again, if missing) and the Clip row for a clip already in place."""
-    outputs = jobs.job_settings(context.database, context.job.id).get("outputs") or {}
-    thumb_path = Path(outputs.get("thumbnail") or clip_path.with_suffix(".jpg"))
+    """Thumbnail (again, if missing) and the Clip row for a clip an earlier attempt placed."""
+    thumbnail = context.job.outputs.thumbnail
+    _finish(context, clip_path, Path(thumbnail or clip_path.with_suffix(".jpg")), workflow)
+
+
+def _finish(
+    context: JobContext, clip_path: Path, thumb_path: Path, workflow: dict[str, Any] | None
+) -> None:
     context.progress(95, "making the thumbnail")
     info = probe(clip_path)
     if not thumb_path.is_file():
         partial = context.work_dir / "thumbnail.jpg"
         extract_thumbnail(clip_path, partial)
         publish(partial, thumb_path)
-    fields: dict[str, Any] = {
-        "file_path": str(clip_path),
-        "file_name": clip_path.name,
-        "thumbnail_path": str(thumb_path),
-        "thumbnail_name": thumb_path.name,
-        "duration_sec": round(info.duration_sec, 3),
-        "frame_count": info.frame_count,
-        "width": info.width,
-        "height": info.height,
-    }
-    if workflow is not None:
-        fields["workflow_json"] = workflow
-    jobs.complete_generate(context.database, context.job.id, context.job.worker_id, fields)
+    placed = PlacedClip(
+        file_path=str(clip_path),
+        thumbnail_path=str(thumb_path),
+        duration_sec=info.duration_sec,
+        frame_count=info.frame_count,
+        width=info.width,
+        height=info.height,
+        workflow=workflow,
+    )
+    jobs.complete_generate(context.database, context.job.id, context.job.worker_id, placed)
     context.note(
         f"clip ready: {clip_path.name} ({info.width}x{info.height}, {info.frame_count} frames, "
         f"{info.duration_sec:.2f} s)"

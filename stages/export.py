@@ -1,37 +1,35 @@
 """The export job: the project's ready clips → the finished video in the outbox.
 
 It runs the steps ``stages.export_plan`` plans (each one ffmpeg run, or one ComfyUI stage for
-Real-ESRGAN or RIFE), reports progress weighted by each step's expected cost, and publishes the
-result under the naming convention. A failure leaves ``{date}_{project}_error_{NNN}.txt`` in the
-outbox saying what failed and what to do.
+Real-ESRGAN or RIFE, whose prompts ``stages.comfyui_steps.step_prompts`` gives), reports progress
+weighted by each step's expected cost, and publishes the result under the naming convention. A
+failure leaves ``{date}_{project}_error_{NNN}.txt`` in the outbox saying what failed and what to
+do.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
 
-from stages.export_plan import (
-    ComfyUIStep,
-    ExportPlan,
-    FFmpegStep,
-    build_export_plan,
-    execute_ffmpeg_step,
-)
-from stages.ffmpeg_runner import file_arg, probe, run
-from stages.generate import follow_prompt
+from typing_extensions import override
+
+from stages.comfyui_steps import ComfyUIStep, StepPrompt, step_prompts, upload_name
+from stages.export_plan import ExportPlan, FFmpegStep, Step, build_export_plan
 from stages.merge import ClipInput, concat_list_text
-from stages.worker import JobContext
+from stages.prompts import collect, ensure_prompt
+from stages.worker import JobContext, Stage
 from vidgen.db import jobs
 from vidgen.errors import ComfyUIError, JobCancelled, StorageError
+from vidgen.ffmpeg import file_arg, probe, run
 from vidgen.naming import FileType, allocate_path, publish
-from vidgen.specs import ExportSpec, InterpolateSpec, UpscaleSpec
-from workflows import build_interpolate, build_upscale, plan_chunks
-from workflows.comfyui_client import ComfyUIClient
-from workflows.comfyui_types import PromptProgress
+from vidgen.specs import JobOutputs
+from workflows import ComfyUIClient, Graph, PromptProgress
 
 log = logging.getLogger(__name__)
 
@@ -40,41 +38,42 @@ _Report = Callable[[float], None]
 _PUBLISH_SHARE = 0.98  # the last 2 % are publishing the file
 
 
-class ExportStage:
+class ExportStage(Stage):
     """Runs export jobs; ``client`` is the backend for ComfyUI steps (None on a CPU worker)."""
 
     def __init__(self, client: ComfyUIClient | None) -> None:
         self.client = client
 
-    def prepare(self, context: JobContext) -> None:
-        """Nothing to queue ahead of time."""
+    @override
+    def prepare(self, context: JobContext) -> bool:
+        """Nothing to queue ahead of time: each ComfyUI step needs the one before it."""
+        return False
 
+    @override
     def run(self, context: JobContext) -> None:
-        settings = jobs.job_settings(context.database, context.job.id)
-        recorded = (settings.get("outputs") or {}).get("export")
+        recorded = context.job.outputs.export
         if recorded and Path(recorded).is_file():
             self._complete(context, Path(recorded))
             return
-        spec = ExportSpec.from_json(settings["export"])
+        request = context.job.export
         clips = self._inputs(context)
-        extension = "mp4" if spec.deliver_as_is else spec.format.extension
         plan = build_export_plan(
-            spec,
+            request.export,
             clips,
-            size=_size(settings.get("resolution"), clips[0]),
-            fps=float(settings.get("frameRate") or clips[0].fps),
-            output=context.work_dir / f"export.{extension}",
+            size=request.size,
+            fps=float(request.frame_rate),
+            output=context.work_dir / f"export.{request.export.extension}",
             work_dir=context.work_dir,
+            chunk_frames=context.settings.comfyui.upscale_chunk_frames,
         )
         context.note(f"export plan: {len(plan.steps)} step(s), about {plan.estimated_sec:.0f} s")
         for index, step in enumerate(plan.steps):
             self._run_step(context, plan, index, step)
-        self._publish(context, plan, Path(settings["outbox"]))
+        self._publish(context, plan, Path(request.outbox))
 
+    @override
     def on_failure(self, context: JobContext, message: str) -> None:
-        settings = jobs.job_settings(context.database, context.job.id)
-        outbox = Path(settings.get("outbox") or context.settings.outbox)
-        write_error_file(context, outbox, message)
+        write_error_file(context, Path(context.job.export.outbox), message)
 
     def _inputs(self, context: JobContext) -> list[ClipInput]:
         inputs = []
@@ -84,7 +83,7 @@ class ExportStage:
             inputs.append(ClipInput.from_media(probe(Path(clip.file_path))))
         return inputs
 
-    def _run_step(self, context: JobContext, plan: ExportPlan, index: int, step: object) -> None:
+    def _run_step(self, context: JobContext, plan: ExportPlan, index: int, step: Step) -> None:
         def report(fraction: float) -> None:
             percent = 100 * _PUBLISH_SHARE * plan.progress(index, fraction)
             # A cancel reaches the running step through context.cancel, which it watches.
@@ -94,63 +93,32 @@ class ExportStage:
         report(0.0)
         if isinstance(step, FFmpegStep):
             execute_ffmpeg_step(step, cancel=context.cancel, on_progress=report)
-        elif isinstance(step, ComfyUIStep):
+        else:
             self._run_comfyui_step(context, step, report)
         context.check_cancelled()
 
     def _run_comfyui_step(self, context: JobContext, step: ComfyUIStep, report: _Report) -> None:
-        if self.client is None:
+        """Each prompt of the step in turn (found again in ComfyUI after a crash, else sent),
+        its video downloaded; an upscale's chunks are then joined in order."""
+        client = self.client
+        if client is None:
             raise ComfyUIError(f"the {step.stage} step needs ComfyUI, but this worker has none")
-        name = f"vidgen-{context.job.id}-{step.stage}{step.input.suffix}"
-        uploaded = self.client.upload(step.input, name)
-        if step.stage == "upscale":
-            self._upscale(context, step, uploaded, report)
-        else:
-            spec = InterpolateSpec(fps=round(step.output_fps), model=step.model)
-            graph = build_interpolate(uploaded, spec, step.input_shape.fps, context.job.id)
-            self._prompt_to_file(context, graph, step.output, report, (0.0, 1.0))
-
-    def _upscale(
-        self, context: JobContext, step: ComfyUIStep, uploaded: str, report: _Report
-    ) -> None:
-        """Real-ESRGAN in chunks of frames (a 12 GB card never holds them all), then joined."""
-        chunks = plan_chunks(
-            step.input_shape.frame_count, context.settings.comfyui.upscale_chunk_frames
-        )
-        spec = UpscaleSpec(scale=step.scale, model=step.model)
+        graphs = _UploadedGraphs(client, context.job.id, step)
+        prompts = step_prompts(step, context.job.id, "")
         parts = []
-        for chunk in chunks:
-            graph = build_upscale(uploaded, spec, chunk, step.input_shape.fps, context.job.id)
-            part = context.work_dir / f"upscaled_{chunk.index:04d}.mp4"
-            share = (chunk.index / len(chunks), (chunk.index + 1) / len(chunks))
-            self._prompt_to_file(context, graph, part, report, share)
-            parts.append(part)
-        listing = context.work_dir / "upscaled_parts.txt"
-        listing.write_text(concat_list_text(parts), encoding="utf-8")
-        join = ["-f", "concat", "-safe", "0", "-i", file_arg(listing), "-c", "copy", "-an"]
-        run([*join, file_arg(step.output)], expected_duration_sec=0.0, output=step.output)
+        for number, planned in enumerate(prompts):
+            low, high = number / len(prompts), (number + 1) / len(prompts)
+            sent = ensure_prompt(client, context, planned.key, partial(graphs.graph, planned.key))
 
-    def _prompt_to_file(
-        self,
-        context: JobContext,
-        graph: dict[str, Any],
-        dest: Path,
-        report: _Report,
-        share: tuple[float, float],
-    ) -> None:
-        if self.client is None:
-            raise ComfyUIError("this worker has no ComfyUI backend")
-        prompt_id = f"{context.job.id}-{dest.stem}-{context.job.attempts}"
-        self.client.queue_prompt(graph, prompt_id)
+            def on_progress(progress: PromptProgress, low: float = low, high: float = high) -> None:
+                report(low + (high - low) * progress.fraction)
 
-        def on_progress(_context: JobContext, progress: PromptProgress) -> None:
-            report(share[0] + (share[1] - share[0]) * progress.fraction)
-
-        result = follow_prompt(self.client, context, prompt_id, on_progress)
-        videos = [o for o in result.outputs if o.filename.lower().endswith(".mp4")]
-        if not videos:
-            raise ComfyUIError(f"ComfyUI finished prompt {prompt_id} but wrote no video")
-        self.client.download(videos[0], dest)
+            result = collect(client, context, sent, on_progress)
+            parts.append(client.download_video(result, planned.output.with_suffix("")))
+        if step.stage == "upscale":
+            _join_parts(context, parts, step.output)
+        elif parts[0] != step.output:
+            parts[0].replace(step.output)
 
     def _publish(self, context: JobContext, plan: ExportPlan, outbox: Path) -> None:
         context.progress(100 * _PUBLISH_SHARE, "writing the video into the outbox")
@@ -158,38 +126,90 @@ class ExportStage:
         target = allocate_path(
             context.database, outbox, context.job.project_name, FileType.EXPORT, extension
         )
-        if jobs.record_outputs(
-            context.database, context.job.id, context.job.worker_id, {"export": str(target)}
-        ):
+        outputs = JobOutputs(export=str(target))
+        if jobs.record_outputs(context.database, context.job.id, context.job.worker_id, outputs):
             publish(plan.output, target)
             self._complete(context, target)
 
     def _complete(self, context: JobContext, target: Path) -> None:
         info = probe(target)
-        jobs.complete_export(
-            context.database, context.job.id, context.job.worker_id, str(target), target.name
-        )
+        jobs.complete_export(context.database, context.job.id, context.job.worker_id, str(target))
         context.note(
             f"finished: {target.name} ({info.width}x{info.height}, {info.fps:g} fps, "
             f"{info.duration_sec:.2f} s)"
         )
 
 
-def _label(step: object, index: int, count: int) -> str:
+class _UploadedGraphs:
+    """A step's graphs by prompt key, its input uploaded on the first look (a step whose
+    prompts all ran before a crash uploads nothing)."""
+
+    def __init__(self, client: ComfyUIClient, job_id: str, step: ComfyUIStep) -> None:
+        self._client = client
+        self._job_id = job_id
+        self._step = step
+        self._prompts: dict[str, StepPrompt] | None = None
+
+    def graph(self, key: str) -> Graph:
+        if self._prompts is None:
+            name = self._client.upload(self._step.input, upload_name(self._job_id, self._step))
+            self._prompts = {p.key: p for p in step_prompts(self._step, self._job_id, name)}
+        return self._prompts[key].graph
+
+
+def _join_parts(context: JobContext, parts: list[Path], output: Path) -> None:
+    """The upscaled chunks in order, packets copied (they share every codec setting)."""
+    listing = context.work_dir / "upscaled_parts.txt"
+    _write_list(listing, concat_list_text(parts))
+    join = ["-f", "concat", "-safe", "0", "-i", file_arg(listing), "-c", "copy", "-an"]
+    try:
+        run([*join, file_arg(output)], expected_duration_sec=0.0, output=output)
+    finally:
+        listing.unlink(missing_ok=True)
+
+
+def execute_ffmpeg_step(
+    step: FFmpegStep,
+    *,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> None:
+    """Run one planned ffmpeg step, writing ``step.output`` (removed again on failure or cancel).
+
+    Raises:
+        JobCancelled, StorageError, FFmpegError: as :func:`vidgen.ffmpeg.run`.
+    """
+    if step.concat_list is not None:
+        _write_list(step.concat_list, step.concat_text)
+    try:
+        run(
+            step.args,
+            expected_duration_sec=step.shape.duration_sec,
+            on_progress=on_progress,
+            cancel=cancel,
+            output=step.output,
+        )
+    finally:
+        if step.concat_list is not None:
+            step.concat_list.unlink(missing_ok=True)
+
+
+def _write_list(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise StorageError(f"the disk holding {path.parent} is full") from exc
+        raise StorageError(f"cannot write {path.name} in {path.parent}: {exc.strerror}") from exc
+
+
+def _label(step: Step, index: int, count: int) -> str:
     if isinstance(step, FFmpegStep):
         what = " + ".join(step.stages)
-    elif isinstance(step, ComfyUIStep):
-        what = f"{step.stage} in ComfyUI ({step.model})"
     else:
-        what = "working"
+        what = f"{step.stage} in ComfyUI ({step.model})"
     return f"step {index + 1}/{count}: {what}" if count > 1 else what
-
-
-def _size(resolution: object, first: ClipInput) -> tuple[int, int]:
-    if isinstance(resolution, str) and "x" in resolution:
-        width, height = resolution.split("x", 1)
-        return int(width), int(height)
-    return first.width, first.height
 
 
 def write_error_file(context: JobContext, outbox: Path, message: str) -> Path:

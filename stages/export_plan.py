@@ -1,11 +1,12 @@
-"""The export plan: the ordered steps an export job runs, and what ``vidgen validate`` prints.
+"""The export plan: the ordered steps an export job runs.
 
 A step is ONE ffmpeg run or ONE ComfyUI stage. Neighbouring stages that FFmpeg alone performs are
 fused into one ffmpeg run (join + transitions + minterpolate + lanczos + encode): no intermediate
 file, one decode, one encode. Only a ComfyUI stage splits the run, e.g.
 ``ffmpeg merge -> comfyui upscale -> ffmpeg rest + encode``, with near-lossless intermediates in
-the work folder the caller gives. Each stage module contributes its filters and cost; this module
-orders and fuses them, and :func:`execute_ffmpeg_step` runs one ffmpeg step.
+the work folder the caller gives. Each stage module contributes its filters and cost, and
+``stages.comfyui_steps`` the ComfyUI steps; this module orders and fuses them. It only plans: the
+export job runs a plan, ``vidgen validate`` prints one.
 
 Stage order: merge, interpolate, upscale, encode, except that ComfyUI upscales before a ComfyUI
 interpolation. Interpolating first means the costly interpolation sees small frames (minterpolate
@@ -15,29 +16,25 @@ the costly one, so it goes first and sees the fewest frames (docs/export.md).
 
 from __future__ import annotations
 
-import errno
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stages import encode, interpolate, merge, upscale
-from stages.ffmpeg_runner import file_arg, filter_number, run
+from stages.comfyui_steps import ComfyUIStep, interpolate_step, upscale_step
 from stages.merge import ClipInput, Source
-from vidgen.errors import StorageError, VidgenError
-from vidgen.specs import Engine, ExportSpec, OutputFormat, Quality, TransitionSpec
+from stages.shapes import VideoShape
+from vidgen.errors import VidgenError
+from vidgen.ffmpeg import file_arg, filter_number
+from vidgen.specs import MAX_OUTPUT_SIDE, Engine, ExportSpec, OutputFormat, Quality, TransitionSpec
 
 __all__ = [
-    "ComfyUIStep",
     "ExportPlan",
     "ExportPlanError",
     "FFmpegStep",
     "Step",
-    "VideoShape",
     "build_export_plan",
     "deliver_as_is_step",
-    "describe",
-    "execute_ffmpeg_step",
 ]
 
 # Start-up and teardown of one ffmpeg process, measured at ~0.06 s on 2 cores.
@@ -55,30 +52,6 @@ class ExportPlanError(VidgenError):
 
 
 @dataclass(frozen=True, slots=True)
-class VideoShape:
-    """Size, rate and length of the video flowing between stages."""
-
-    width: int
-    height: int
-    fps: float
-    duration_sec: float
-
-    @property
-    def frame_count(self) -> int:
-        return round(self.duration_sec * self.fps)
-
-    @property
-    def mpx_frames(self) -> float:
-        return self.width * self.height * self.frame_count / 1e6
-
-    def describe(self) -> str:
-        return (
-            f"{self.width}x{self.height}, {filter_number(self.fps)} fps, "
-            f"{self.duration_sec:.3f} s ({self.frame_count} frames)"
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class FFmpegStep:
     """One ffmpeg run: ``args`` (file names already ``file:``-prefixed) writes ``output``."""
 
@@ -93,30 +66,6 @@ class FFmpegStep:
     estimated_bytes: int
     concat_list: Path | None = None  # written from concat_text before the run, removed after
     concat_text: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ComfyUIStep:
-    """One ComfyUI stage: upload ``input``, run the graph, save the result video to ``output``.
-
-    The result must hold ``output_frames`` frames of ``output_size``. Upscale: every frame
-    ``scale`` times larger (2x = the 4x model, then half size), same count and rate. Interpolate:
-    RIFE with ``multiplier``, i.e. ``(n-1)*multiplier+1`` frames written at
-    ``input fps * multiplier``; the next ffmpeg step holds the last frame and resamples.
-    """
-
-    stage: str  # "upscale" | "interpolate"
-    model: str
-    input: Path
-    output: Path
-    input_shape: VideoShape
-    scale: int
-    multiplier: int
-    output_size: tuple[int, int]
-    output_frames: int
-    output_fps: float
-    estimated_sec: float
-    estimated_bytes: int
 
 
 Step = FFmpegStep | ComfyUIStep
@@ -166,10 +115,12 @@ def build_export_plan(
     fps: float,
     output: Path,
     work_dir: Path,
+    chunk_frames: int,
 ) -> ExportPlan:
     """Plan the export of ``clips`` (in order) to ``output`` at the project's ``size`` and ``fps``.
 
-    Intermediate files, if any, go to ``work_dir``; nothing is run.
+    Intermediate files, if any, go to ``work_dir``; a ComfyUI upscale sends at most
+    ``chunk_frames`` frames per prompt. Nothing is run.
 
     Raises:
         ExportPlanError: no clips, a transition longer than a clip, a side over 4096 px.
@@ -183,9 +134,8 @@ def build_export_plan(
         return ExportPlan((step,), output, step.shape, OutputFormat.MP4, Quality.STANDARD)
     _check_transition(clips, spec.transition)
     shape = VideoShape(*size, fps, merge.joined_duration(clips, spec.transition))
-    planner = _Planner(
-        spec, work_dir, merge.join_source(clips, spec.transition, size, fps, work_dir), shape
-    )
+    head = merge.join_source(clips, spec.transition, size, fps, work_dir)
+    planner = _Planner(spec, work_dir, chunk_frames, head, shape)
     for stage in _stage_order(spec):
         planner.add(stage)
     last = planner.finish(output)
@@ -234,6 +184,7 @@ class _Planner:
 
     spec: ExportSpec
     work_dir: Path
+    chunk_frames: int
     head: Source
     shape: VideoShape
     chain: list[_Part] = field(default_factory=list)
@@ -267,10 +218,10 @@ class _Planner:
 
     def _check_size(self, scale: int) -> None:
         width, height = upscale.upscaled_size(self.shape.width, self.shape.height, scale)
-        if max(width, height) > upscale.MAX_SIDE:
+        if max(width, height) > MAX_OUTPUT_SIDE:
             raise ExportPlanError(
                 f"upscaling {self.shape.width}x{self.shape.height} by {scale} gives "
-                f"{width}x{height}, but no side may exceed {upscale.MAX_SIDE} px; "
+                f"{width}x{height}, but no side may exceed {MAX_OUTPUT_SIDE} px; "
                 "choose a smaller scale or resolution",
                 path="export.upscale.scale",
             )
@@ -287,58 +238,33 @@ class _Planner:
 
     def _comfyui_upscale(self) -> None:
         assert self.spec.upscale is not None
-        scale = self.spec.upscale.scale
         source, before = self._intermediate(), self.shape
-        out = VideoShape(
-            before.width * scale, before.height * scale, before.fps, before.duration_sec
+        step = upscale_step(
+            self.spec.upscale.model,
+            self.spec.upscale.scale,
+            source,
+            before,
+            self.work_dir / f"{len(self.steps) + 1:02d}_comfyui_upscale.mp4",
+            self.chunk_frames,
         )
-        step = ComfyUIStep(
-            stage="upscale",
-            model=self.spec.upscale.model,
-            input=source,
-            output=self.work_dir / f"{len(self.steps) + 1:02d}_comfyui_upscale.mp4",
-            input_shape=before,
-            scale=scale,
-            multiplier=1,
-            output_size=(out.width, out.height),
-            output_frames=before.frame_count,
-            output_fps=before.fps,
-            estimated_sec=upscale.esrgan_cost_sec(before.mpx_frames),
-            estimated_bytes=_size(None, Quality.STANDARD, out),
-        )
+        out = replace(before, width=step.output_size[0], height=step.output_size[1])
         self._after_comfyui(step, out, [])
 
     def _comfyui_interpolate(self, target: float) -> None:
         assert self.spec.interpolate is not None
         source, before = self._intermediate(), self.shape
-        multiplier = interpolate.rife_multiplier(before.fps, target)
-        frames = interpolate.rife_frame_count(before.frame_count, multiplier)
-        rife_mpx = before.width * before.height * frames / 1e6
-        step = ComfyUIStep(
-            stage="interpolate",
-            model=self.spec.interpolate.model,
-            input=source,
-            output=self.work_dir / f"{len(self.steps) + 1:02d}_comfyui_interpolate.mp4",
-            input_shape=before,
-            scale=1,
-            multiplier=multiplier,
-            output_size=(before.width, before.height),
-            output_frames=frames,
-            output_fps=before.fps * multiplier,
-            estimated_sec=interpolate.rife_cost_sec(rife_mpx),
-            estimated_bytes=encode.encoded_bytes(
-                None,
-                Quality.STANDARD,
-                pixels=before.width * before.height,
-                frames=frames,
-                fps=before.fps * multiplier,
-            ),
+        step = interpolate_step(
+            self.spec.interpolate.model,
+            target,
+            source,
+            before,
+            self.work_dir / f"{len(self.steps) + 1:02d}_comfyui_interpolate.mp4",
         )
         out = replace(before, fps=target)
         fixup = _Part(
             stage="interpolate",
             detail=f"hold RIFE's last frame, resample to {filter_number(target)} fps",
-            filters=tuple(interpolate.rife_fixup_filters(before.fps, multiplier, target)),
+            filters=tuple(interpolate.rife_fixup_filters(before.fps, step.multiplier, target)),
             shape=out,
             cost_sec=0.0,
         )
@@ -463,63 +389,3 @@ def deliver_as_is_step(clip: ClipInput, output: Path) -> FFmpegStep:
     shape = VideoShape(clip.width, clip.height, clip.fps, clip.duration_sec)
     head = _file_source(clip.path, copy_codec=clip.codec, shape=shape)
     return _ffmpeg_step(head, [], shape, (OutputFormat.MP4, Quality.STANDARD), output)
-
-
-def execute_ffmpeg_step(
-    step: FFmpegStep,
-    *,
-    cancel: threading.Event | None = None,
-    on_progress: Callable[[float], None] | None = None,
-) -> None:
-    """Run one planned ffmpeg step, writing ``step.output`` (removed again on failure or cancel).
-
-    Raises:
-        JobCancelled, StorageError, FFmpegError: as :func:`stages.ffmpeg_runner.run`.
-    """
-    if step.concat_list is not None:
-        _write_list(step.concat_list, step.concat_text)
-    try:
-        run(
-            step.args,
-            expected_duration_sec=step.shape.duration_sec,
-            on_progress=on_progress,
-            cancel=cancel,
-            output=step.output,
-        )
-    finally:
-        if step.concat_list is not None:
-            step.concat_list.unlink(missing_ok=True)
-
-
-def _write_list(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise StorageError(f"the disk holding {path.parent} is full") from exc
-        raise StorageError(f"cannot write {path.name} in {path.parent}: {exc.strerror}") from exc
-
-
-def describe(plan: ExportPlan) -> list[str]:
-    """Lines for ``vidgen validate``: the output, then each step with its estimates."""
-    lines = [
-        f"output: {plan.shape.describe()}, {plan.format.value} {plan.quality.value}, "
-        f"about {_megabytes(plan.estimated_bytes)}, about {plan.estimated_sec:.0f} s to make"
-    ]
-    for number, step in enumerate(plan.steps, start=1):
-        if isinstance(step, FFmpegStep):
-            what = " + ".join(step.details)
-            lines.append(f"  {number}. ffmpeg (one run): {what} -> {step.shape.describe()}")
-        else:
-            width, height = step.output_size
-            what = f"{step.stage} with {step.model}"
-            lines.append(
-                f"  {number}. comfyui: {what} -> {width}x{height}, {step.output_frames} frames"
-            )
-        lines[-1] += f"; about {_megabytes(step.estimated_bytes)}, {step.estimated_sec:.1f} s"
-    return lines
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"

@@ -4,24 +4,23 @@ Both keep the clip's duration exactly, so 16 frames at 8 fps become 48 frames / 
 
 - minterpolate alone drops the end (16 frames at 8 fps give 43 frames, 1.792 s; TOOLCHAIN.md §4),
   so the last frame is held two frame times longer (``tpad``) and the result trimmed back.
-- RIFE returns ``(n-1)*m+1`` frames for ``n`` in (16 -> 46 at m=3): the last frame is held for
-  ``m-1`` more frames, and a target that is no whole multiple of the source rate is reached by
-  interpolating to the next multiple up and resampling with ``fps``.
+- RIFE returns ``(n-1)*m+1`` frames for ``n`` in (16 -> 46 at m=3; the multiplier and the count
+  are ``workflows.interpolate``'s): the last frame is held for ``m-1`` more frames, and a target
+  that is no whole multiple of the source rate is reached by interpolating to the next multiple up
+  and resampling with ``fps``.
 """
 
 from __future__ import annotations
 
 import math
 
-from stages.ffmpeg_runner import filter_number
+from vidgen.ffmpeg import filter_number
 
 __all__ = [
     "minterpolate_cost_sec",
     "minterpolate_filters",
     "rife_cost_sec",
     "rife_fixup_filters",
-    "rife_frame_count",
-    "rife_multiplier",
 ]
 
 # Measured (2 cores): mci takes ~0.25 s per megapixel of each frame it invents; output frames that
@@ -59,16 +58,6 @@ def minterpolate_cost_sec(
 
 def _whole(*rates: float) -> bool:
     return all(abs(rate - round(rate)) < 1e-9 for rate in rates)
-
-
-def rife_multiplier(source_fps: float, target_fps: float) -> int:
-    """RIFE's whole multiplier: the target rate, or the next multiple of the source above it."""
-    return max(1, math.ceil(target_fps / source_fps - 1e-9))
-
-
-def rife_frame_count(frames: int, multiplier: int) -> int:
-    """How many frames RIFE returns for ``frames`` in: it adds ``multiplier-1`` between pairs."""
-    return (frames - 1) * multiplier + 1
 
 
 def rife_fixup_filters(source_fps: float, multiplier: int, target_fps: float) -> list[str]:

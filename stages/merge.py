@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.ffmpeg_runner import MediaInfo, file_arg, filter_number
+from vidgen.ffmpeg import MediaInfo, file_arg, filter_number
 from vidgen.specs import TransitionSpec, TransitionType
 
 __all__ = [

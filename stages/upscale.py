@@ -1,20 +1,18 @@
 """Upscaling: the FFmpeg engine's lanczos filter, and what the ComfyUI engine must deliver.
 
 Both engines multiply each side by ``scale`` exactly (512x512 at 4x is 2048x2048); no side may
-exceed 4096 px (DESIGN.md), which the export plan checks before anything runs.
+exceed ``vidgen.specs.MAX_OUTPUT_SIDE``, which the export plan checks before anything runs.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "MAX_SIDE",
     "esrgan_cost_sec",
     "lanczos_cost_sec",
     "lanczos_filter",
     "upscaled_size",
 ]
 
-MAX_SIDE = 4096
 # Measured: scale to 2048x2048 runs at ~0.002 s per output megapixel on 2 cores.
 _LANCZOS_SEC_PER_MPX = 0.002
 # Not measured here (no GPU): Real-ESRGAN x4plus on an RTX 3080 Ti takes roughly 0.3 s for a

@@ -2,7 +2,12 @@
 
 One worker per ComfyUI backend (``RunsOn.COMFYUI``: generation and exports with a ComfyUI
 stage) and ``jobs.cpuWorkers`` CPU workers (imported clips, FFmpeg-only exports). Retries are
-decided in one place, ``_settle_failure``; the one catch-all lives in ``_run``.
+decided in one place, ``_settle_failure``; the one catch-all lives in ``_guarded``.
+
+Pipelining is decided here, not in the stages: a stage's ``prepare`` sends what the backend can
+queue (a clip's prompt); when it did, the worker claims and prepares the next job before it
+``run``s (collects) the first, so the GPU goes from one prompt to the next without waiting for
+our download and bookkeeping. One prompt runs, at most one waits behind it.
 """
 
 from __future__ import annotations
@@ -12,19 +17,19 @@ import os
 import shutil
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from vidgen.config import Settings
-from vidgen.db import jobs
-from vidgen.db.jobs import ClaimedJob, LeaseState
+from vidgen.db import claims, jobs
+from vidgen.db.jobs import ClaimedJob, LeaseState, SentPrompt
 from vidgen.db.models import JobType, RunsOn
 from vidgen.db.session import Database
 from vidgen.errors import ComfyUIInterrupted, DatabaseUnavailable, JobCancelled, VidgenError
 from vidgen.logs import job_context, stage_var, worker_id_var
+from vidgen.specs import GenerateRequest
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +43,8 @@ class JobContext:
     database: Database
     cancel: threading.Event  # set on a user's cancel, a lost lease, and at shutdown
     shutdown: threading.Event  # set at shutdown only: prompts in ComfyUI are left to run
-    worker: Worker | None = None
+    sent: dict[str, SentPrompt] = field(default_factory=dict)  # prompts of this attempt, by step
+    queued: bool | None = None  # what ``prepare`` said: None until it ran
     _last_percent: float = field(default=-1.0)
 
     @property
@@ -48,7 +54,7 @@ class JobContext:
 
     @property
     def work_dir(self) -> Path:
-        """The only folder a stage writes to before publishing (STYLE.md §2)."""
+        """The only folder a stage writes to before publishing (docs/architecture.md)."""
         path = self.settings.storage / self.job.project_name / "work" / self.job.id
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -82,14 +88,17 @@ class JobContext:
             raise JobCancelled("the job was cancelled")
 
 
-class Stage(Protocol):
-    """What runs one job type: ``run`` does the work; ``prepare`` may start it early (a ComfyUI
-    prompt queued behind the running one); ``on_failure`` tells the user."""
+class Stage(ABC):
+    """What runs one job type: ``prepare`` starts what a backend can queue (a ComfyUI prompt)
+    and says whether it did; ``run`` does (or collects) the work; ``on_failure`` tells the user."""
 
+    @abstractmethod
+    def prepare(self, context: JobContext) -> bool: ...
+
+    @abstractmethod
     def run(self, context: JobContext) -> None: ...
 
-    def prepare(self, context: JobContext) -> None: ...
-
+    @abstractmethod
     def on_failure(self, context: JobContext, message: str) -> None: ...
 
 
@@ -177,7 +186,7 @@ class Worker:
         self.leases = LeaseKeeper(database, settings, self.worker_id)
         self.stop_event = threading.Event()
         self.last_checkpoint: str | None = None
-        self._prefetched: ClaimedJob | None = None
+        self._next: JobContext | None = None  # claimed and prepared behind the current job
         self._thread = threading.Thread(target=self.run, name=self.worker_id, daemon=True)
 
     def start(self) -> None:
@@ -210,22 +219,56 @@ class Worker:
                 if not self._backend_ready():
                     self.stop_event.wait(self.settings.comfyui.wait_for_backend_seconds)
                     continue
-                job, self._prefetched = self._prefetched or self._claim(), None
-                if job is None:
+                context, self._next = self._next or self._claimed_context(), None
+                if context is None:
                     self.stop_event.wait(self.settings.jobs.poll_seconds)
                     continue
                 try:
-                    self.run_claimed(job)
+                    self._work_on(context)
                 except DatabaseUnavailable as exc:
                     # The job's outcome could not be written; its lease runs out and it is
                     # taken up again (by us or another worker) once the database is back.
-                    log.warning("job %s left to its lease: %s", job.id, exc)
+                    log.warning("job %s left to its lease: %s", context.job.id, exc)
                     self.stop_event.wait(self.settings.jobs.retry_backoff_seconds)
+                finally:
+                    self.leases.drop(context.job.id)
         finally:
             self.leases.stop()
             if self.on_stop is not None:
                 self.on_stop()
             log.info("worker %s stopped", self.worker_id)
+
+    def _work_on(self, context: JobContext) -> None:
+        """Prepare the job (unless that was done while the previous one ran); when that queued
+        work on the backend, claim and prepare the next job behind it; then run this one."""
+        if context.queued is None and not self._prepare(context):
+            return
+        if context.queued and self._next is None and not self.stop_event.is_set():
+            self._next = self._prepare_next()
+        if self._guarded(context, self.stages[context.job.job_type].run):
+            self._cleanup(context)
+
+    def _prepare(self, context: JobContext) -> bool:
+        """Run the stage's ``prepare``; False when it failed (the job is settled then)."""
+
+        def prepare(ctx: JobContext) -> None:
+            ctx.queued = self.stages[ctx.job.job_type].prepare(ctx)
+
+        return self._guarded(context, prepare)
+
+    def _prepare_next(self) -> JobContext | None:
+        context = self._claimed_context()
+        if context is not None and not self._prepare(context):
+            self.leases.drop(context.job.id)
+            return None
+        return context
+
+    def _claimed_context(self) -> JobContext | None:
+        job = self._claim()
+        if job is None:
+            return None
+        cancel = self.leases.hold(job.id)
+        return JobContext(job, self.settings, self.database, cancel, self.stop_event)
 
     def _backend_ready(self) -> bool:
         """Whether this worker's backend answers; while it does not, its queued jobs say so."""
@@ -247,7 +290,7 @@ class Worker:
 
     def _claim(self) -> ClaimedJob | None:
         try:
-            job = jobs.claim_next(
+            job = claims.claim_next(
                 self.database,
                 self.worker_id,
                 self.runs_on,
@@ -259,41 +302,9 @@ class Worker:
         except DatabaseUnavailable as exc:
             log.warning("cannot claim jobs: %s", exc)
             return None
-        if job is not None:
-            self.last_checkpoint = job.job_settings.get("clip", {}).get("checkpoint")
+        if job is not None and isinstance(job.request, GenerateRequest):
+            self.last_checkpoint = job.request.clip.checkpoint
         return job
-
-    def prefetch_next(self) -> None:
-        """Claim the next job now and let its stage prepare it (queue its ComfyUI prompt), so
-        the backend starts it the moment the current prompt ends."""
-        if self._prefetched is not None or self.stop_event.is_set():
-            return
-        job = self._claim()
-        if job is None:
-            return
-        with self.holding(job, keep=True) as context:
-            if self._guarded(context, self.stages[job.job_type].prepare):
-                self._prefetched = job
-            else:
-                self.leases.drop(job.id)
-
-    def run_claimed(self, job: ClaimedJob) -> None:
-        with self.holding(job) as context:
-            self._run(context)
-
-    @contextmanager
-    def holding(self, job: ClaimedJob, *, keep: bool = False) -> Iterator[JobContext]:
-        """The job's context, its lease renewed meanwhile (and after, with ``keep``)."""
-        cancel = self.leases.hold(job.id)
-        try:
-            yield JobContext(job, self.settings, self.database, cancel, self.stop_event, self)
-        finally:
-            if not keep:
-                self.leases.drop(job.id)
-
-    def _run(self, context: JobContext) -> None:
-        if self._guarded(context, self.stages[context.job.job_type].run):
-            self._cleanup(context)
 
     def _guarded(self, context: JobContext, step: Callable[[JobContext], None]) -> bool:
         """Run one step of a job; any failure settles the job. True if the step succeeded."""

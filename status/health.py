@@ -21,10 +21,10 @@ from typing import Any, Protocol
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from stages.ffmpeg_runner import ffmpeg_version
 from vidgen.config import ComfyUISettings, Settings
 from vidgen.db.session import Database
 from vidgen.errors import VidgenError
+from vidgen.ffmpeg import ffmpeg_version
 from workflows.comfyui_client import ComfyUIClient
 
 bp = Blueprint("health", __name__)

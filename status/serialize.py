@@ -68,9 +68,17 @@ def job_detail_json(detail: JobDetail, roots: FileRoots) -> dict[str, Any]:
         "dependsOn": detail.depends_on,
         "workerId": detail.worker_id,
         "comfyBackend": detail.comfy_backend,
-        "comfyPromptId": detail.comfy_prompt_id,
         "outputUrl": roots.url_path(detail.output_path),
-        "workflows": [{"clipName": name, "graph": graph} for name, graph in detail.workflows],
+        "prompts": [
+            {
+                "step": prompt.step,
+                "promptId": prompt.prompt_id,
+                "backend": prompt.backend,
+                "createdAt": iso(prompt.created_at),
+                "graph": prompt.graph,
+            }
+            for prompt in detail.prompts
+        ],
     }
 
 

@@ -24,7 +24,15 @@ from vidgen.errors import (
     ComfyUIRejected,
     ComfyUIUnavailable,
 )
-from vidgen.specs import ClipSpec, Engine, GenerationMode, InterpolateSpec, UpscaleSpec
+from vidgen.specs import (
+    ClipSpec,
+    Engine,
+    GenerationMode,
+    InterpolateSpec,
+    ModelKind,
+    UpscaleSpec,
+    resolve_model_name,
+)
 from workflows import (
     ComfyUIClient,
     OutputFile,
@@ -35,7 +43,6 @@ from workflows import (
     build_interpolate,
     build_text_to_video,
     build_upscale,
-    check_models,
     interpolated_frame_count,
     plan_chunks,
 )
@@ -728,8 +735,8 @@ def test_backend_state_is_typed(client: ComfyUIClient, comfyui: ComfyUIDouble) -
 
     assert stats.comfyui_version
     assert [(d.vram_total, d.vram_free) for d in stats.devices] == [(12 * 2**30, 10 * 2**30)]
-    assert installed.upscale_models == ("4x-UltraSharp.pth",)
-    assert check_models(installed, upscale=UpscaleSpec(2, Engine.COMFYUI, "4x-UltraSharp")) == []
+    assert installed.names(ModelKind.UPSCALE) == ("4x-UltraSharp.pth",)
+    assert resolve_model_name("4x-UltraSharp", installed.names(ModelKind.UPSCALE))
     assert "KSampler" in client.object_info()
     assert client.is_reachable()
 

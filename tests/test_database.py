@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select
 
+from tests.fixtures.pipeline import placed_clip, sample_request
+from vidgen.db.claims import claim_next
 from vidgen.db.counters import allocate_index
-from vidgen.db.jobs import add_generate_job, claim_next, complete_generate, fail
+from vidgen.db.jobs import add_generate_job, complete_generate, fail
 from vidgen.db.models import Clip, ClipStatus, Job, JobStatus, Project, RunsOn
 from vidgen.db.session import Database, open_database, upgrade
 from vidgen.db.types import U64_MAX
@@ -109,7 +111,7 @@ def test_two_workers_never_claim_the_same_job(database: Database) -> None:
     for n in range(3):
         clip_id = _clip(database, project_id, n)
         with database.session() as session:
-            add_generate_job(session, project_id, clip_id, {"checkpoint": "a"}, RunsOn.COMFYUI)
+            add_generate_job(session, project_id, clip_id, sample_request(), RunsOn.COMFYUI)
     claims = [
         claim_next(database, f"w{n}", RunsOn.COMFYUI, lease_seconds=30, max_attempts=3)
         for n in range(4)
@@ -126,12 +128,12 @@ def test_completed_and_failed_jobs_set_their_clip(database: Database) -> None:
     ids = [_clip(database, project_id, n) for n in range(2)]
     with database.session() as session:
         for clip_id in ids:
-            add_generate_job(session, project_id, clip_id, {}, RunsOn.COMFYUI)
+            add_generate_job(session, project_id, clip_id, sample_request(), RunsOn.COMFYUI)
     first = claim_next(database, "w", RunsOn.COMFYUI, lease_seconds=30, max_attempts=3)
     second = claim_next(database, "w", RunsOn.COMFYUI, lease_seconds=30, max_attempts=3)
     assert first is not None
     assert second is not None
-    assert complete_generate(database, first.id, "w", {"duration_sec": 2.0})
+    assert complete_generate(database, first.id, "w", placed_clip())
     fail(database, second.id, "w", "ComfyUI said no")
     with database.session() as session:
         statuses = {job.input_clip_ids[0]: job.job_status for job in session.scalars(select(Job))}

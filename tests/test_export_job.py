@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from stages.ffmpeg_runner import probe
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.database import make_settings
 from tests.fixtures.media import MakeClip
@@ -23,6 +22,7 @@ from tests.fixtures.pipeline import (
 )
 from vidgen.db.jobs import cancel_project
 from vidgen.db.session import Database
+from vidgen.ffmpeg import probe
 from vidgen.specs import (
     Engine,
     ExportSpec,

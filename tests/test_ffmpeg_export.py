@@ -15,18 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from stages import merge
-from stages.export_plan import (
+from stages import (
     ComfyUIStep,
     ExportPlan,
     ExportPlanError,
     FFmpegStep,
     build_export_plan,
     deliver_as_is_step,
-    describe,
     execute_ffmpeg_step,
+    merge,
 )
-from stages.ffmpeg_runner import (
+from stages.merge import ClipInput
+from tests.fixtures.media import MakeClip
+from vidgen.errors import FFmpegError, JobCancelled, StorageError
+from vidgen.ffmpeg import (
     extract_thumbnail,
     ffmpeg_version,
     file_arg,
@@ -34,9 +36,6 @@ from stages.ffmpeg_runner import (
     probe,
     run,
 )
-from stages.merge import ClipInput
-from tests.fixtures.media import MakeClip
-from vidgen.errors import FFmpegError, JobCancelled, StorageError
 from vidgen.specs import (
     Engine,
     ExportSpec,
@@ -47,6 +46,7 @@ from vidgen.specs import (
     TransitionType,
     UpscaleSpec,
 )
+from vidgen.validation import describe
 
 # A source that never ends on its own, so a test can stop ffmpeg midway through.
 ENDLESS = ["-f", "lavfi", "-re", "-i", "testsrc2=size=256x256:rate=25"]
@@ -254,7 +254,9 @@ def _export(
     """Plan and run an export that needs no ComfyUI; returns the plan (output in tmp_path)."""
     inputs = [ClipInput.from_media(probe(c)) for c in clips]
     output = tmp_path / f"out.{spec.format.extension}"
-    plan = build_export_plan(spec, inputs, size=size, fps=fps, output=output, work_dir=tmp_path)
+    plan = build_export_plan(
+        spec, inputs, size=size, fps=fps, output=output, work_dir=tmp_path, chunk_frames=16
+    )
     for step in plan.steps:
         assert isinstance(step, FFmpegStep)
         execute_ffmpeg_step(step)
@@ -379,7 +381,13 @@ def test_no_side_may_exceed_4096(make_clip: MakeClip, tmp_path: Path) -> None:
     spec = ExportSpec(upscale=UpscaleSpec(4))
     with pytest.raises(ExportPlanError, match="gives 4096x8192, but no side may exceed 4096") as e:
         build_export_plan(
-            spec, [clip], size=(1024, 2048), fps=8, output=tmp_path / "o.mp4", work_dir=tmp_path
+            spec,
+            [clip],
+            size=(1024, 2048),
+            fps=8,
+            output=tmp_path / "o.mp4",
+            work_dir=tmp_path,
+            chunk_frames=16,
         )
     assert e.value.path == "export.upscale.scale"
 
@@ -403,7 +411,7 @@ def test_ffmpeg_stages_run_as_one_ffmpeg(
         interpolate=InterpolateSpec(24),
         quality=Quality.DRAFT,
     )
-    with caplog.at_level(logging.DEBUG, logger="stages.ffmpeg_runner"):
+    with caplog.at_level(logging.DEBUG, logger="vidgen.ffmpeg"):
         plan = _export(spec, small_clips, tmp_path)
     runs = [r for r in caplog.records if r.getMessage().startswith("ffmpeg argv")]
     assert len(runs) == 1
@@ -429,7 +437,9 @@ def test_comfyui_rife_result_keeps_the_duration(
     clip = ClipInput.from_media(probe(make_clip(256, 256, 8, 2)))
     spec = ExportSpec(interpolate=InterpolateSpec(fps, Engine.COMFYUI, "rife47.pth"))
     output = tmp_path / "out.mp4"
-    plan = build_export_plan(spec, [clip], size=(256, 256), fps=8, output=output, work_dir=tmp_path)
+    plan = build_export_plan(
+        spec, [clip], size=(256, 256), fps=8, output=output, work_dir=tmp_path, chunk_frames=16
+    )
     rife, last = plan.steps
     assert isinstance(rife, ComfyUIStep)
     assert isinstance(last, FFmpegStep)
@@ -444,7 +454,9 @@ def test_comfyui_upscale_splits_the_run_around_it(small_clips: list[Path], tmp_p
     inputs = [ClipInput.from_media(probe(c)) for c in small_clips]
     spec = ExportSpec(transition=FADE, upscale=UpscaleSpec(4, Engine.COMFYUI, "RealESRGAN_x4plus"))
     output = tmp_path / "out.mp4"
-    plan = build_export_plan(spec, inputs, size=(256, 256), fps=8, output=output, work_dir=tmp_path)
+    plan = build_export_plan(
+        spec, inputs, size=(256, 256), fps=8, output=output, work_dir=tmp_path, chunk_frames=16
+    )
     merged, esrgan, rest = plan.steps
     assert isinstance(merged, FFmpegStep)
     assert isinstance(esrgan, ComfyUIStep)
@@ -489,7 +501,13 @@ def test_a_transition_longer_than_a_clip_is_refused(
         match=r"too long for clip 2: it lasts 2.00 s and has 2 .* shorter than 1.00 s",
     ) as caught:
         build_export_plan(
-            spec, inputs, size=(256, 256), fps=8, output=tmp_path / "o.mp4", work_dir=tmp_path
+            spec,
+            inputs,
+            size=(256, 256),
+            fps=8,
+            output=tmp_path / "o.mp4",
+            work_dir=tmp_path,
+            chunk_frames=16,
         )
     assert caught.value.path == "export.transition.duration"
 
@@ -502,7 +520,13 @@ def test_describe_names_what_each_step_makes(small_clips: list[Path], tmp_path: 
         interpolate=InterpolateSpec(24, Engine.COMFYUI, "rife47.pth"),
     )
     plan = build_export_plan(
-        spec, inputs, size=(256, 256), fps=8, output=tmp_path / "o.mp4", work_dir=tmp_path
+        spec,
+        inputs,
+        size=(256, 256),
+        fps=8,
+        output=tmp_path / "o.mp4",
+        work_dir=tmp_path,
+        chunk_frames=16,
     )
     lines = describe(plan)
     assert lines[0].startswith(
@@ -521,7 +545,13 @@ def test_cancelled_step_leaves_no_files(small_clips: list[Path], tmp_path: Path)
     inputs = [ClipInput.from_media(probe(c)) for c in small_clips]
     spec = ExportSpec(transition=FADE, interpolate=InterpolateSpec(60), quality=Quality.HIGH)
     plan = build_export_plan(
-        spec, inputs, size=(256, 256), fps=8, output=tmp_path / "o.mp4", work_dir=tmp_path
+        spec,
+        inputs,
+        size=(256, 256),
+        fps=8,
+        output=tmp_path / "o.mp4",
+        work_dir=tmp_path,
+        chunk_frames=16,
     )
     (step,) = plan.steps
     assert isinstance(step, FFmpegStep)
@@ -538,7 +568,13 @@ def test_full_disk_during_an_export_leaves_no_file(
     inputs = [ClipInput.from_media(probe(c)) for c in small_clips]
     spec = ExportSpec(transition=FADE, upscale=UpscaleSpec(4), format=OutputFormat.GIF)
     plan = build_export_plan(
-        spec, inputs, size=(256, 256), fps=8, output=tiny_disk / "o.gif", work_dir=tiny_disk
+        spec,
+        inputs,
+        size=(256, 256),
+        fps=8,
+        output=tiny_disk / "o.gif",
+        work_dir=tiny_disk,
+        chunk_frames=16,
     )
     (step,) = plan.steps
     assert isinstance(step, FFmpegStep)
@@ -598,7 +634,9 @@ def test_estimates_are_within_a_factor_of_two(name: str, clips: list[Path], tmp_
         spec, count = REPRESENTATIVE[name]
         inputs = [ClipInput.from_media(probe(c)) for c in clips[:count]]
         output = work / f"out.{spec.format.extension}"
-        plan = build_export_plan(spec, inputs, size=(512, 512), fps=8, output=output, work_dir=work)
+        plan = build_export_plan(
+            spec, inputs, size=(512, 512), fps=8, output=output, work_dir=work, chunk_frames=16
+        )
         started = time.perf_counter()
         for step in plan.steps:
             assert isinstance(step, FFmpegStep)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from stages.ffmpeg_runner import probe
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.comfyui import ComfyUIFactory
 from tests.fixtures.database import make_settings
@@ -17,12 +16,14 @@ from tests.fixtures.pipeline import (
     job_ended,
     job_row,
     queue_clip,
+    sent_prompts,
     text_clip,
     wait_for,
 )
 from vidgen.config import Settings
 from vidgen.db.jobs import cancel_project
 from vidgen.db.session import Database
+from vidgen.ffmpeg import probe
 from vidgen.specs import GenerationMode
 
 
@@ -53,7 +54,9 @@ def test_text_to_video_makes_a_ready_clip_with_thumbnail(
     assert clip.thumbnail_path is not None
     assert Path(clip.thumbnail_path).stat().st_size > 0
     assert clip.workflow_json == comfyui.prompts_received[0].prompt
-    assert job.comfy_prompt_id == comfyui.prompts_received[0].prompt_id
+    (sent,) = sent_prompts(database, job_id)
+    assert (sent.prompt_id, sent.step) == (comfyui.prompts_received[0].prompt_id, "clip")
+    assert (sent.backend, sent.graph) == (comfyui.url, comfyui.prompts_received[0].prompt)
     assert job.progress_percent == 100.0
     work = settings.storage / "testProject" / "work"
     assert not work.exists() or not any(work.rglob("*"))
@@ -220,8 +223,8 @@ def test_two_backends_share_the_clips_one_prompt_at_a_time(
         queue_clip(database, text_clip(settings, f"clip{n}", seed=n), order_index=n)[1]
         for n in range(6)
     ]
-    start_worker(settings, first.url, name="a")
-    start_worker(settings, second.url, name="b")
+    start_worker(settings, first.url)
+    start_worker(settings, second.url)
     for job_id in ids:
         job = wait_for(job_ended(database, job_id), what=f"job {job_id}")
         assert job.job_status == "completed", job.error_message

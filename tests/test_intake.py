@@ -24,7 +24,7 @@ from tests.fixtures.media import MakeClip
 from vidgen.config import Settings
 from vidgen.db.models import Clip, ClipStatus, Job, JobStatus, JobType, Manifest, Project, RunsOn
 from vidgen.db.session import Database
-from vidgen.specs import ExportSpec
+from vidgen.specs import ExportRequest, ExportSpec
 from watcher.intake import ACCEPT_STEPS, REJECT_STEPS, Intake, IntakeResult, Outcome
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -113,12 +113,9 @@ def test_accepted_manifest_is_recorded_and_stored(
     assert export.input_clip_ids == [c.id for c in recorded]
     assert sorted(export.depends_on) == sorted(j.id for j in generate)
     assert export.runs_on == RunsOn.CPU
-    assert export.job_settings == {
-        "export": ExportSpec().to_json(),
-        "outbox": str(settings.outbox),
-        "resolution": "512x512",
-        "frameRate": 8,
-    }
+    assert ExportRequest.from_json(export.job_settings) == ExportRequest(
+        ExportSpec(), str(settings.outbox), 512, 512, 8
+    )
     spec = generate[0].job_settings["clip"]
     assert spec["seed"] == recorded[0].seed_value
     assert spec["checkpoint"].endswith(".safetensors")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import string
 import subprocess
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests.fixtures.media import MakeClip
 from vidgen.config import Settings, load_settings
-from vidgen.specs import Engine, GenerationMode, TransitionType
+from vidgen.specs import Engine, GenerationMode, InstalledModels, ModelKind, TransitionType
 from watcher.docs import render
 from watcher.manifest import CancelRequest, Manifest, ValidationResult, check_file
 
@@ -49,7 +48,7 @@ def check(
     settings: Settings,
     text: str | bytes,
     name: str = "trip.yaml",
-    catalogue: Mapping[str, Sequence[str]] | None = None,
+    catalogue: InstalledModels | None = None,
 ) -> ValidationResult:
     path = inbox / name
     path.write_bytes(text.encode() if isinstance(text, str) else text)
@@ -460,15 +459,20 @@ def test_audio_of_imported_video_is_dropped_with_a_note(
     assert manifest.notes == ("clip1: the audio of talk.mp4 is dropped (outputs are silent)",)
 
 
-CATALOGUE = {
-    "checkpoint": ["realisticVisionV51_v51VAE.safetensors", "dreamshaper_8.safetensors"],
-    "vae": ["vae-ft-mse-840000-ema-pruned.safetensors"],
-    "motion_module": ["mm_sd_v15_v2.ckpt"],
-    "ip_adapter": ["ip-adapter-plus_sd15.safetensors"],
-    "clip_vision": ["CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"],
-    "upscale": ["RealESRGAN_x4plus.pth"],
-    "rife": ["rife47.pth", "rife49.pth"],
-}
+CATALOGUE = InstalledModels(
+    {
+        ModelKind.CHECKPOINT: (
+            "realisticVisionV51_v51VAE.safetensors",
+            "dreamshaper_8.safetensors",
+        ),
+        ModelKind.VAE: ("vae-ft-mse-840000-ema-pruned.safetensors",),
+        ModelKind.MOTION_MODULE: ("mm_sd_v15_v2.ckpt",),
+        ModelKind.IP_ADAPTER: ("ip-adapter-plus_sd15.safetensors",),
+        ModelKind.CLIP_VISION: ("CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",),
+        ModelKind.UPSCALE: ("RealESRGAN_x4plus.pth",),
+        ModelKind.RIFE: ("rife47.pth", "rife49.pth"),
+    }
+)
 
 
 def test_models_are_checked_against_the_catalogue(inbox: Path, plain_settings: Settings) -> None:

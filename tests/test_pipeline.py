@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from stages.ffmpeg_runner import probe
 from status import create_app
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.database import make_settings
@@ -20,6 +19,7 @@ from tests.fixtures.pipeline import wait_for
 from vidgen.config import Settings
 from vidgen.db.models import Clip, Job
 from vidgen.db.session import Database
+from vidgen.ffmpeg import probe
 from vidgen.runtime import Part, Services, start
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

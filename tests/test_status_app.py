@@ -37,8 +37,10 @@ from tests.fixtures.browser import (
     seed_status_data,
 )
 from tests.fixtures.database import make_settings
+from tests.fixtures.pipeline import placed_clip
 from vidgen.config import Settings
-from vidgen.db.jobs import claim_next, complete_generate, report_progress
+from vidgen.db.claims import claim_next
+from vidgen.db.jobs import complete_generate, report_progress
 from vidgen.db.models import Clip, Job, Project, RunsOn
 from vidgen.db.session import Database, open_database
 from vidgen.errors import ConfigError
@@ -228,7 +230,7 @@ def test_api_job_and_project_details(client: FlaskClient, seeded: SeededStatus) 
     assert job["jobStatus"] == "failed"
     assert job["errorMessage"] == FAILED_MESSAGE
     assert [line["level"] for line in job["logs"]][-2:] == ["WARNING", "ERROR"]
-    assert "KSampler" in json.dumps(job["workflows"][0]["graph"])
+    assert "KSampler" in json.dumps(job["prompts"][0]["graph"])
     project = client.get("/api/projects/summerTrip").get_json()
     assert [c["orderIndex"] for c in project["clips"]] == [0, 1, 2, 3]
     assert project["clips"][3]["seedValue"] == "18446744073709551615"
@@ -602,7 +604,7 @@ def test_events_stream_a_progress_change_and_the_completion(
     assert worker is not None
     assert worker.id == seeded.waiting_job_id
     report_progress(database, worker.id, "w1", 55.0, "sampling: step 11 of 20")
-    complete_generate(database, worker.id, "w1", {})
+    complete_generate(database, worker.id, "w1", placed_clip())
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         received.append(next(chunks).decode())
@@ -625,7 +627,7 @@ def test_a_reconnecting_client_gets_what_it_missed(
     last_id = [line for line in first.splitlines() if line.startswith("id: ")][-1][4:]
     worker = claim_next(database, "w1", RunsOn.COMFYUI, lease_seconds=60, max_attempts=5)
     assert worker is not None
-    complete_generate(database, worker.id, "w1", {})
+    complete_generate(database, worker.id, "w1", placed_clip())
     again = _text(client.get("/api/events", headers={"Last-Event-ID": last_id}))
     assert ("completed", worker.id) in [(n, d["id"]) for n, d in _events([again])]
     assert seeded.running_job_id

@@ -15,7 +15,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.fixtures.browser import SeededStatus, ServeStatus
-from vidgen.db.jobs import add_generate_job, claim_next, complete_generate, report_progress
+from tests.fixtures.pipeline import placed_clip, sample_request
+from vidgen.db.claims import claim_next
+from vidgen.db.jobs import add_generate_job, complete_generate, report_progress
 from vidgen.db.models import Project, RunsOn
 from vidgen.db.session import Database
 
@@ -59,7 +61,7 @@ def test_progress_moves_live_to_completion_without_a_reload(
         expect(bar).to_have_js_property("value", percent)
         expect(row.locator(".stage")).to_have_text(f"sampling at {percent:.0f} %")
     expect(row.locator(".badge")).to_have_text("active")
-    complete_generate(database, job.id, "gpu0", {})
+    complete_generate(database, job.id, "gpu0", placed_clip())
     expect(bar).to_have_js_property("value", 100)
     expect(row.locator(".badge")).to_have_text("completed")
     expect(row.locator(".pct")).to_have_text("100 %")
@@ -74,7 +76,9 @@ def test_a_new_job_appears_on_the_first_page(
     _wait_live(page)
     with database.session() as session:
         project = session.query(Project).filter_by(project_name="nightCity").one()
-        job = add_generate_job(session, project.id, seeded.clip_ids[0], {}, RunsOn.COMFYUI)
+        job = add_generate_job(
+            session, project.id, seeded.clip_ids[0], sample_request(), RunsOn.COMFYUI
+        )
         job_id = job.id
     row = page.locator(f'tr[data-job-id="{job_id}"]')
     expect(row.locator(".badge")).to_have_text("queued")

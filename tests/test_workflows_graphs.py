@@ -16,24 +16,28 @@ from typing import Any
 
 import pytest
 
-from vidgen.specs import ClipSpec, Engine, GenerationMode, InterpolateSpec, UpscaleSpec
+from vidgen.specs import (
+    ClipSpec,
+    Engine,
+    GenerationMode,
+    InterpolateSpec,
+    ModelKind,
+    UpscaleSpec,
+    resolve_model_name,
+)
 from workflows import (
     SEED_MAX,
-    InstalledModels,
     build_image_to_video,
     build_interpolate,
     build_text_to_video,
     build_upscale,
     check_graph,
-    check_models,
     filename_prefix,
     fold_seed,
     installed_models_from_object_info,
     interpolated_frame_count,
     plan_chunks,
     plan_interpolation,
-    resolve_clip_models,
-    resolve_model_name,
 )
 
 OBJECT_INFO: dict[str, Any] = json.loads(
@@ -325,15 +329,15 @@ def test_upscale_refuses_a_scale_the_model_cannot_give() -> None:
 # --- interpolate ---------------------------------------------------------------------------------
 
 INTERPOLATE_CASES = list(
-    itertools.product([(24, 3, False), (30, 4, True), (60, 8, True)], RIFE_MODELS)
+    itertools.product([(24, 3), (30, 4), (60, 8)], RIFE_MODELS)
 )
 
 
 @pytest.mark.parametrize(("target", "model"), INTERPOLATE_CASES)
 def test_interpolate_graph_validates_with_every_rife_input(
-    target: tuple[int, int, bool], model: str
+    target: tuple[int, int], model: str
 ) -> None:
-    fps, multiplier, resample = target
+    fps, multiplier = target
     graph = build_interpolate(
         VIDEO, InterpolateSpec(fps=fps, engine=Engine.COMFYUI, model=model), 8, JOB_ID
     )
@@ -348,11 +352,7 @@ def test_interpolate_graph_validates_with_every_rife_input(
     assert one(graph, "VHS_LoadVideo")["frame_load_cap"] == 0
     assert_video_combine(graph, 8.0 * multiplier, "interpolate")
     plan = plan_interpolation(8, fps)
-    assert (plan.multiplier, plan.output_fps, plan.needs_resample) == (
-        multiplier,
-        8.0 * multiplier,
-        resample,
-    )
+    assert (plan.multiplier, plan.output_fps) == (multiplier, 8.0 * multiplier)
 
 
 def test_rife_frame_count_is_n_minus_one_times_multiplier_plus_one() -> None:
@@ -455,17 +455,21 @@ INSTALLED = installed_models_from_object_info(OBJECT_INFO)
 
 
 def test_installed_models_read_every_loader_incl_new_style_combo() -> None:
-    assert INSTALLED.upscale_models == ("RealESRGAN_x4plus.pth", "RealESRGAN_x4plus_anime_6B.pth")
-    assert INSTALLED.checkpoints == (
+    names = INSTALLED.names
+    assert names(ModelKind.UPSCALE) == (
+        "RealESRGAN_x4plus.pth",
+        "RealESRGAN_x4plus_anime_6B.pth",
+    )
+    assert names(ModelKind.CHECKPOINT) == (
         "realisticVisionV51_v51VAE.safetensors",
         "v1-5-pruned-emaonly.safetensors",
     )
-    assert INSTALLED.vaes == ("vae-ft-mse-840000-ema-pruned.safetensors",)
-    assert INSTALLED.motion_modules == ("mm_sd_v15_v2.ckpt",)
-    assert INSTALLED.clip_visions == ("CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",)
-    assert "ip-adapter-plus_sd15.safetensors" in INSTALLED.ip_adapters
-    assert "rife47.pth" in INSTALLED.rife_models
-    assert installed_models_from_object_info({}) == InstalledModels()
+    assert names(ModelKind.VAE) == ("vae-ft-mse-840000-ema-pruned.safetensors",)
+    assert names(ModelKind.MOTION_MODULE) == ("mm_sd_v15_v2.ckpt",)
+    assert names(ModelKind.CLIP_VISION) == ("CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",)
+    assert "ip-adapter-plus_sd15.safetensors" in names(ModelKind.IP_ADAPTER)
+    assert "rife47.pth" in names(ModelKind.RIFE)
+    assert all(not installed_models_from_object_info({}).names(kind) for kind in ModelKind)
 
 
 def test_resolve_model_name_completes_a_missing_extension() -> None:
@@ -475,70 +479,3 @@ def test_resolve_model_name_completes_a_missing_extension() -> None:
     assert resolve_model_name("sudo_rife4_269.662_testV1_scale1", choices) == choices[2]
     assert resolve_model_name("rife46", choices) is None
     assert resolve_model_name("model", ["model.ckpt", "model.safetensors"]) is None  # ambiguous
-
-
-def test_check_models_accepts_installed_names_with_or_without_extension() -> None:
-    spec = clip_spec(GenerationMode.IMAGE_TO_VIDEO, 16, (512, 512), 1)
-    short = ClipSpec(
-        **{
-            **_fields(spec),
-            "checkpoint": "realisticVisionV51_v51VAE",
-            "motion_module": "mm_sd_v15_v2",
-        }
-    )
-    assert (
-        check_models(
-            INSTALLED,
-            clips=[spec, short],
-            upscale=UpscaleSpec(scale=2, engine=Engine.COMFYUI, model="RealESRGAN_x4plus"),
-            interpolate=InterpolateSpec(fps=24, engine=Engine.COMFYUI, model="rife47"),
-        )
-        == []
-    )
-    resolved = resolve_clip_models(short, INSTALLED)
-    assert (resolved.checkpoint, resolved.motion_module) == (spec.checkpoint, spec.motion_module)
-
-
-def test_check_models_names_the_missing_model_and_what_is_installed() -> None:
-    spec = clip_spec(GenerationMode.IMAGE_TO_VIDEO, 16, (512, 512), 1)
-    missing = ClipSpec(
-        **{**_fields(spec), "clip_vision": "ViT-bigG", "motion_module": "mm_sd_v14.ckpt"}
-    )
-    messages = check_models(
-        INSTALLED,
-        clips=[missing, missing],
-        upscale=UpscaleSpec(scale=2, engine=Engine.COMFYUI, model="4x-UltraSharp"),
-        interpolate=InterpolateSpec(fps=24, engine=Engine.COMFYUI, model="rife46"),
-    )
-    assert messages == [
-        "clip 'clip1': motion module 'mm_sd_v14.ckpt' is not installed on ComfyUI; "
-        "installed: mm_sd_v15_v2.ckpt",
-        "clip 'clip1': CLIP vision model 'ViT-bigG' is not installed on ComfyUI; "
-        "installed: CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
-        "upscale: upscale model '4x-UltraSharp' is not installed on ComfyUI; "
-        "installed: RealESRGAN_x4plus.pth, RealESRGAN_x4plus_anime_6B.pth",
-        "interpolate: RIFE model 'rife46' is not installed on ComfyUI; installed: "
-        "sudo_rife4_269.662_testV1_scale1.pth, rife47.pth, rife49.pth, rife417.pth, rife426.pth",
-    ]
-
-
-def test_check_models_skips_what_needs_no_comfyui_model() -> None:
-    imported = ClipSpec(clip_name="intro", mode=GenerationMode.IMPORTED, video="intro.mp4")
-    assert (
-        check_models(
-            InstalledModels(),
-            clips=[imported],
-            upscale=UpscaleSpec(scale=2, engine=Engine.FFMPEG, model="none"),
-            interpolate=InterpolateSpec(fps=24, engine=Engine.FFMPEG, model="none"),
-        )
-        == []
-    )
-    text_only = clip_spec(GenerationMode.TEXT_TO_VIDEO, 16, (512, 512), 1)
-    assert check_models(InstalledModels(), clips=[text_only]) == [
-        "clip 'clip1': checkpoint 'realisticVisionV51_v51VAE.safetensors' is not installed on "
-        "ComfyUI; installed: none",
-        "clip 'clip1': motion module 'mm_sd_v15_v2.ckpt' is not installed on ComfyUI; "
-        "installed: none",
-        "clip 'clip1': VAE 'vae-ft-mse-840000-ema-pruned.safetensors' is not installed on ComfyUI; "
-        "installed: none",
-    ]

@@ -1,15 +1,22 @@
-"""Typed values past the validation edge: what a manifest asks for, with every default applied.
+"""Typed values past the validation edge: what a manifest asks for, with every default applied,
+and what each job is asked to do.
 
-Intake builds these from a validated manifest; jobs store them as JSON (``to_json``) and the
-stages read them back (``from_json``), so no stage ever sees raw YAML.
+Intake builds these from a validated manifest. A job stores its request as JSON (``to_json``)
+and the stages read it back (``from_json``), so no stage ever sees raw YAML or a raw dict. What a
+job *produces* is kept apart from what it was asked (``JobOutputs``, and the ComfyUI prompts
+recorded in their own table), so a request never changes once queued.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+# No side of a finished video may exceed this many pixels, after upscaling.
+MAX_OUTPUT_SIDE = 4096
 
 
 class GenerationMode(StrEnum):
@@ -47,6 +54,93 @@ class Quality(StrEnum):
     HIGH = "high"
 
 
+class ModelKind(StrEnum):
+    """Every kind of model file vidgen names; the value is its key in a manifest and under
+    ``models:`` in config.yaml."""
+
+    CHECKPOINT = "checkpoint"
+    VAE = "vae"
+    MOTION_MODULE = "motionModule"
+    IP_ADAPTER = "ipAdapter"
+    CLIP_VISION = "clipVision"
+    UPSCALE = "upscale"
+    RIFE = "rife"
+
+    @property
+    def attribute(self) -> str:
+        """The snake_case name of this kind's field (``ModelSettings``, ``ClipSpec``)."""
+        return "".join(f"_{c.lower()}" if c.isupper() else c for c in self.value)
+
+    @property
+    def words(self) -> str:
+        """How a message names this kind of model."""
+        return _MODEL_WORDS[self]
+
+    @property
+    def config_key(self) -> str:
+        return f"models.{self.value}"
+
+
+_MODEL_WORDS = {
+    ModelKind.CHECKPOINT: "checkpoint",
+    ModelKind.VAE: "VAE",
+    ModelKind.MOTION_MODULE: "motion module",
+    ModelKind.IP_ADAPTER: "IPAdapter model",
+    ModelKind.CLIP_VISION: "CLIP vision model",
+    ModelKind.UPSCALE: "upscale model",
+    ModelKind.RIFE: "RIFE model",
+}
+# The models a clip's graph loads: imported clips need none, image-to-video two more.
+TEXT_TO_VIDEO_MODELS = (ModelKind.CHECKPOINT, ModelKind.VAE, ModelKind.MOTION_MODULE)
+IMAGE_TO_VIDEO_MODELS = (*TEXT_TO_VIDEO_MODELS, ModelKind.IP_ADAPTER, ModelKind.CLIP_VISION)
+
+
+def models_for(mode: GenerationMode) -> tuple[ModelKind, ...]:
+    """The kinds of model a clip of this mode loads."""
+    if mode is GenerationMode.IMPORTED:
+        return ()
+    return IMAGE_TO_VIDEO_MODELS if mode is GenerationMode.IMAGE_TO_VIDEO else TEXT_TO_VIDEO_MODELS
+
+
+def resolve_model_name(name: str, choices: Iterable[str]) -> str | None:
+    """The choice ``name`` means: itself, or the one choice that is ``name`` plus an extension
+    (``rife47`` is ``rife47.pth``); None when there is none, or more than one."""
+    available = list(choices)
+    if name in available:
+        return name
+    matches = [c for c in available if "." in c and c.rsplit(".", 1)[0] == name]
+    return matches[0] if len(matches) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledModels:
+    """The model files ComfyUI offers, per kind, as ComfyUI names them."""
+
+    by_kind: Mapping[ModelKind, tuple[str, ...]] = field(default_factory=dict)
+
+    def names(self, kind: ModelKind) -> tuple[str, ...]:
+        return tuple(self.by_kind.get(kind, ()))
+
+    def merged(self, other: InstalledModels) -> InstalledModels:
+        """What either offers (several backends), each name once."""
+        kinds = dict.fromkeys([*self.by_kind, *other.by_kind])
+        return InstalledModels(
+            {k: tuple(dict.fromkeys([*self.names(k), *other.names(k)])) for k in kinds}
+        )
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``"512x288"`` → ``(512, 288)``; the schemas have checked the shape already.
+
+    Raises:
+        ValueError: not two whole numbers joined by ``x``.
+    """
+    width, separator, height = text.partition("x")
+    if not separator:
+        raise ValueError(f"expected WIDTHxHEIGHT, got {text!r}")
+    return int(width), int(height)
+
+
 @dataclass(frozen=True, slots=True)
 class ClipSpec:
     """One clip as resolved at intake: full model names, a concrete seed, sizes in pixels."""
@@ -71,6 +165,20 @@ class ClipSpec:
     reference_image: str | None = None  # path of the stored copy (under storage) once recorded
     video: str | None = None  # imported video: path of the stored copy
     regenerate: bool = False
+
+    def model(self, kind: ModelKind) -> str:
+        value: str = getattr(self, kind.attribute)
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        return _plain_dict(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ClipSpec:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["mode"] = GenerationMode(values["mode"])
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +219,16 @@ class ExportSpec:
             self.interpolate is not None and self.interpolate.engine is Engine.COMFYUI
         )
 
+    @property
+    def extension(self) -> str:
+        """The output's file extension: a clip delivered as it is is remuxed to MP4."""
+        return "mp4" if self.deliver_as_is else self.format.extension
+
     def to_json(self) -> dict[str, Any]:
         return _plain_dict(asdict(self))
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ExportSpec:
+    def from_json(cls, data: Mapping[str, Any]) -> ExportSpec:
         upscale = data.get("upscale")
         interpolate = data.get("interpolate")
         transition = data.get("transition") or {}
@@ -145,14 +258,75 @@ class ExportSpec:
         )
 
 
-def clip_spec_to_json(spec: ClipSpec) -> dict[str, Any]:
-    return _plain_dict(asdict(spec))
+@dataclass(frozen=True, slots=True)
+class GenerateRequest:
+    """A generate job: make (or import) this clip's video."""
+
+    clip: ClipSpec
+
+    def to_json(self) -> dict[str, Any]:
+        return {"clip": self.clip.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GenerateRequest:
+        return cls(ClipSpec.from_json(data["clip"]))
 
 
-def clip_spec_from_json(data: dict[str, Any]) -> ClipSpec:
-    values = dict(data)
-    values["mode"] = GenerationMode(values["mode"])
-    return ClipSpec(**values)
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    """An export job: join the project's clips as ``export`` says, at the project's size and
+    rate, into ``outbox``."""
+
+    export: ExportSpec
+    outbox: str
+    width: int
+    height: int
+    frame_rate: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "export": self.export.to_json(),
+            "outbox": self.outbox,
+            "width": self.width,
+            "height": self.height,
+            "frameRate": self.frame_rate,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExportRequest:
+        return cls(
+            export=ExportSpec.from_json(data["export"]),
+            outbox=str(data["outbox"]),
+            width=int(data["width"]),
+            height=int(data["height"]),
+            frame_rate=int(data["frameRate"]),
+        )
+
+
+JobRequest = GenerateRequest | ExportRequest
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutputs:
+    """The final paths of the files a job makes, recorded before any is renamed into place, so
+    a worker that dies between the rename and the database update is followed by one that
+    finds them instead of leaving orphans."""
+
+    clip: str | None = None
+    thumbnail: str | None = None
+    export: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> JobOutputs:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: str(v) for k, v in (data or {}).items() if k in known and v})
 
 
 def _plain_dict(value: dict[str, Any]) -> dict[str, Any]:
@@ -189,15 +363,15 @@ _IMAGE_KEYS = {
 }
 
 
-def clip_spec_as_manifest(spec: dict[str, Any]) -> dict[str, Any]:
+def clip_spec_as_manifest(spec: ClipSpec) -> dict[str, Any]:
     """A resolved clip in the manifest's own words (camelCase keys, the seed drawn, full model
     names), its inputs named by their stored file name: what the status page shows and what
     reproduces the clip. No folder of this machine appears in it."""
-    mode = GenerationMode(spec["mode"])
-    if mode is GenerationMode.IMPORTED:
-        return {"name": spec["clip_name"], "video": Path(spec["video"] or "").name}
-    clip = {key: spec[field] for field, key in _MANIFEST_KEYS.items() if field in spec}
-    if mode is GenerationMode.IMAGE_TO_VIDEO:
-        clip["image"] = Path(spec["reference_image"] or "").name
-        clip.update({key: spec[field] for field, key in _IMAGE_KEYS.items() if field in spec})
+    if spec.mode is GenerationMode.IMPORTED:
+        return {"name": spec.clip_name, "video": Path(spec.video or "").name}
+    values = asdict(spec)
+    clip = {key: values[name] for name, key in _MANIFEST_KEYS.items()}
+    if spec.mode is GenerationMode.IMAGE_TO_VIDEO:
+        clip["image"] = Path(spec.reference_image or "").name
+        clip.update({key: values[name] for name, key in _IMAGE_KEYS.items()})
     return clip

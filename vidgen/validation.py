@@ -1,6 +1,11 @@
 """`vidgen validate`: check manifests exactly as intake would, then print the problems in the one
 format, or the plan — project, clips with mode and seed, export steps with their estimates,
-the output name — and with ``--workflows`` the exact ComfyUI graphs as JSON."""
+the output name — and with ``--workflows`` the ComfyUI graphs as JSON.
+
+The graphs come from the same builders and the same export plan the worker uses, so what is
+printed is what ComfyUI receives; only the job ids in output names (``generate-1``, …,
+``export``), the upload names ComfyUI answers with and seeds drawn at intake differ.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +13,34 @@ import json
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
 
-from stages.export_plan import ExportPlan, build_export_plan, describe
-from stages.ffmpeg_runner import probe
-from stages.merge import ClipInput
+from stages import (
+    ClipInput,
+    ComfyUIStep,
+    ExportPlan,
+    FFmpegStep,
+    build_export_plan,
+    step_prompts,
+    upload_name,
+)
 from vidgen.config import Settings
 from vidgen.errors import VidgenError
-from vidgen.specs import Engine, ExportSpec, GenerationMode
+from vidgen.ffmpeg import probe
+from vidgen.specs import GenerationMode
 from watcher.manifest import CancelRequest, Manifest, ValidationResult, check_file
 from watcher.resolve import ManifestClip
-from workflows import (
-    build_image_to_video,
-    build_interpolate,
-    build_text_to_video,
-    build_upscale,
-    plan_chunks,
-)
+from workflows import Graph, build_image_to_video, build_text_to_video, reference_upload_name
 from workflows.catalogue import ModelCatalogue
 
 Echo = Callable[[str], None]
+
+# What the job ids are called in printed graphs: the real ones exist once intake records them.
+EXPORT_JOB = "export"
+
+
+def generate_job(index: int) -> str:
+    """The stand-in job id of clip ``index`` (1-based) in printed graphs."""
+    return f"generate-{index}"
 
 
 def validate_files(
@@ -47,7 +60,7 @@ def validate_files(
             echo(result.format(str(path)))
             continue
         if show_workflows:
-            echo(json.dumps(_graphs(result, settings), indent=2, ensure_ascii=False))
+            echo(json.dumps(manifest_graphs(result, settings), indent=2, ensure_ascii=False))
             _note_random_seeds(result, warn)
         else:
             _print_plan(result, settings, echo)
@@ -76,13 +89,12 @@ def _print_plan(result: ValidationResult, settings: Settings, echo: Echo) -> Non
         echo(f"  clip {index} {clip.spec.clip_name}: {_clip_line(clip, manifest)}")
     for note in manifest.notes:
         echo(f"  note: {note}")
-    extension = "mp4" if manifest.export.deliver_as_is else manifest.export.format.extension
     echo(
         f"output: {settings.outbox}/{date.today():%Y%m%d}_{manifest.project_name}"  # noqa: DTZ011
-        f"_export_NNN.{extension}"
+        f"_export_NNN.{manifest.export.extension}"
     )
     try:
-        for line in describe(_plan(manifest, settings)):
+        for line in describe(export_plan(manifest, settings)):
             echo(f"  {line}")
     except VidgenError as exc:
         echo(f"  plan: {exc.user_message}")
@@ -106,66 +118,83 @@ def _clip_line(clip: ManifestClip, manifest: Manifest) -> str:
 
 
 def _plan_inputs(manifest: Manifest) -> list[ClipInput]:
+    """The clips as the export job will find them: imported ones probed, generated ones as
+    ComfyUI writes them (``frames`` at the clip's rate, h264)."""
     inputs = []
     for clip in manifest.clips:
-        if clip.spec.mode is GenerationMode.IMPORTED and clip.source is not None:
+        spec = clip.spec
+        if spec.mode is GenerationMode.IMPORTED and clip.source is not None:
             inputs.append(ClipInput.from_media(probe(clip.source)))
         else:
-            spec = clip.spec
+            duration = spec.frames / spec.frame_rate
+            path = Path(f"{spec.clip_name}.mp4")
             inputs.append(
-                ClipInput(
-                    Path(f"{spec.clip_name}.mp4"),
-                    spec.width,
-                    spec.height,
-                    float(manifest.frame_rate),
-                    spec.frames / manifest.frame_rate,
-                    spec.frames,
-                )
+                ClipInput(path, spec.width, spec.height, spec.frame_rate, duration, spec.frames)
             )
     return inputs
 
 
-def _plan(manifest: Manifest, settings: Settings) -> ExportPlan:
-    extension = "mp4" if manifest.export.deliver_as_is else manifest.export.format.extension
-    work = settings.storage / manifest.project_name / "work" / "plan"
+def export_plan(manifest: Manifest, settings: Settings) -> ExportPlan:
+    """The plan the export job of this manifest will run (in a stand-in work folder)."""
+    work = settings.storage / manifest.project_name / "work" / EXPORT_JOB
     return build_export_plan(
         manifest.export,
         _plan_inputs(manifest),
         size=(manifest.width, manifest.height),
         fps=float(manifest.frame_rate),
-        output=work / f"export.{extension}",
+        output=work / f"export.{manifest.export.extension}",
         work_dir=work,
+        chunk_frames=settings.comfyui.upscale_chunk_frames,
     )
 
 
-def _graphs(result: ValidationResult, settings: Settings) -> dict[str, Any]:
-    """The graphs intake's jobs would send; uploads are named as the worker names them."""
+def manifest_graphs(result: ValidationResult, settings: Settings) -> dict[str, Graph]:
+    """The graphs intake's jobs would send, by clip name and export prompt; uploads are named
+    as the worker names them."""
     manifest = result.manifest
     if not isinstance(manifest, Manifest):
         return {}
-    graphs: dict[str, Any] = {}
+    graphs: dict[str, Graph] = {}
     for index, clip in enumerate(manifest.clips, start=1):
-        spec = clip.spec
-        job = f"JOB-OF-CLIP{index}"  # the real job id is known once intake records it
+        spec, job = clip.spec, generate_job(index)
         if spec.mode is GenerationMode.TEXT_TO_VIDEO:
             graphs[spec.clip_name] = build_text_to_video(spec, job)
         elif spec.mode is GenerationMode.IMAGE_TO_VIDEO:
-            upload = f"vidgen-{job}{Path(clip.source_text or 'image.png').suffix}"
+            upload = reference_upload_name(job, Path(clip.source_text or "image.png"))
             graphs[spec.clip_name] = build_image_to_video(spec, job, upload)
-    graphs.update(_export_graphs(manifest.export, manifest, settings))
+    if manifest.export.needs_comfyui:
+        for step in export_plan(manifest, settings).steps:
+            if isinstance(step, ComfyUIStep):
+                uploaded = upload_name(EXPORT_JOB, step)
+                for prompt in step_prompts(step, EXPORT_JOB, uploaded):
+                    graphs[f"export: {prompt.key}"] = prompt.graph
     return graphs
 
 
-def _export_graphs(export: ExportSpec, manifest: Manifest, settings: Settings) -> dict[str, Any]:
-    graphs: dict[str, Any] = {}
-    frames = sum(c.spec.frames for c in manifest.clips)
-    if export.upscale is not None and export.upscale.engine is Engine.COMFYUI:
-        for chunk in plan_chunks(frames, settings.comfyui.upscale_chunk_frames):
-            graphs[f"export: upscale chunk {chunk.index + 1}"] = build_upscale(
-                "MERGED-VIDEO.mp4", export.upscale, chunk, manifest.frame_rate, "EXPORT-JOB"
+def describe(plan: ExportPlan) -> list[str]:
+    """Lines for ``vidgen validate``: the output, then each step with its estimates."""
+    lines = [
+        f"output: {plan.shape.describe()}, {plan.format.value} {plan.quality.value}, "
+        f"about {_megabytes(plan.estimated_bytes)}, about {plan.estimated_sec:.0f} s to make"
+    ]
+    for number, step in enumerate(plan.steps, start=1):
+        if isinstance(step, FFmpegStep):
+            what = " + ".join(step.details)
+            lines.append(f"  {number}. ffmpeg (one run): {what} -> {step.shape.describe()}")
+        else:
+            width, height = step.output_size
+            what = f"{step.stage} with {step.model}"
+            prompts = f" in {len(step.chunks)} prompts" if len(step.chunks) > 1 else ""
+            lines.append(
+                f"  {number}. comfyui: {what}{prompts} -> {width}x{height}, "
+                f"{step.output_frames} frames at {step.output_fps:g} fps"
             )
-    if export.interpolate is not None and export.interpolate.engine is Engine.COMFYUI:
-        graphs["export: interpolate"] = build_interpolate(
-            "MERGED-VIDEO.mp4", export.interpolate, manifest.frame_rate, "EXPORT-JOB"
-        )
-    return graphs
+        lines[-1] += f"; about {_megabytes(step.estimated_bytes)}, {step.estimated_sec:.1f} s"
+    return lines
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+__all__ = ["describe", "export_plan", "manifest_graphs", "validate_files"]

@@ -8,16 +8,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vidgen.specs import (
+    MAX_OUTPUT_SIDE,
     Engine,
     ExportSpec,
     InterpolateSpec,
+    ModelKind,
     OutputFormat,
     Quality,
     TransitionSpec,
     TransitionType,
     UpscaleSpec,
+    resolve_model_name,
 )
-from watcher.resolve import MAX_OUTPUT_SIDE, Context, ManifestClip, resolve_model, same_model
+from watcher.resolve import Context, ManifestClip, default_model, resolve_model
 
 DEFAULT_TRANSITION_SEC = 0.5
 
@@ -74,7 +77,7 @@ def _upscale(ctx: Context, section: Mapping[str, Any], size: tuple[int, int]) ->
             f"upscaling {size[0]}x{size[1]} by {scale} gives {width}x{height}; "
             f"no side may exceed {MAX_OUTPUT_SIDE} px",
         )
-    model, engine = _engine_and_model(ctx, section, "upscale", ("export", "upscale"))
+    model, engine = _engine_and_model(ctx, section, ModelKind.UPSCALE, ("export", "upscale"))
     return UpscaleSpec(scale=scale, engine=engine, model=model)
 
 
@@ -85,35 +88,35 @@ def _interpolate(ctx: Context, section: Mapping[str, Any], frame_rate: int) -> I
             ("export", "interpolate", "fps"),
             f"must be above the clips' frame rate ({frame_rate} fps), got {fps}",
         )
-    model, engine = _engine_and_model(ctx, section, "rife", ("export", "interpolate"))
+    model, engine = _engine_and_model(ctx, section, ModelKind.RIFE, ("export", "interpolate"))
     return InterpolateSpec(fps=fps, engine=engine, model=model)
 
 
 def _engine_and_model(
-    ctx: Context, section: Mapping[str, Any], kind: str, path: tuple[str, ...]
+    ctx: Context, section: Mapping[str, Any], kind: ModelKind, path: tuple[str, ...]
 ) -> tuple[str, Engine]:
     """``auto`` becomes comfyui when a reachable ComfyUI offers the model, ffmpeg otherwise."""
     chosen = section.get("engine", "auto")
     given = section.get("model")
-    name = str(given) if given is not None else str(getattr(ctx.settings.models, kind))
+    name = str(given) if given is not None else default_model(ctx, kind)
     where = (*path, "model") if given is not None else path
     stage = path[-1]
     if chosen == Engine.FFMPEG.value:
-        return resolve_model(ctx, kind, name, None, None), Engine.FFMPEG
+        return resolve_model(ctx, kind, name, None), Engine.FFMPEG
     if chosen == Engine.COMFYUI.value:
         if ctx.models is None:
             ctx.notes.append(
                 f"{stage}: no ComfyUI is reachable now, so '{name}' was not checked; "
                 "the export waits for a backend"
             )
-        return resolve_model(ctx, kind, name, where, None), Engine.COMFYUI
-    offered = ctx.models is not None and any(
-        same_model(name, candidate) for candidate in ctx.models.get(kind, ())
+        return resolve_model(ctx, kind, name, where), Engine.COMFYUI
+    offered = (
+        ctx.models is not None and resolve_model_name(name, ctx.models.names(kind)) is not None
     )
     if offered:
         ctx.notes.append(f"{stage}: engine auto → comfyui ({name})")
-        return resolve_model(ctx, kind, name, where, None), Engine.COMFYUI
+        return resolve_model(ctx, kind, name, where), Engine.COMFYUI
     reason = "no ComfyUI is reachable" if ctx.models is None else f"ComfyUI does not offer {name}"
-    fallback = "lanczos scaling" if kind == "upscale" else "minterpolate"
+    fallback = "lanczos scaling" if kind is ModelKind.UPSCALE else "minterpolate"
     ctx.notes.append(f"{stage}: engine auto → ffmpeg ({fallback}): {reason}")
-    return resolve_model(ctx, kind, name, None, None), Engine.FFMPEG
+    return resolve_model(ctx, kind, name, None), Engine.FFMPEG

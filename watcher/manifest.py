@@ -7,14 +7,14 @@ schema cannot express → frozen values with every default applied (``Manifest``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vidgen.config import Settings
 from vidgen.errors import ManifestError, Problem
-from vidgen.specs import ExportSpec
+from vidgen.specs import ExportSpec, InstalledModels
 from watcher.export import resolve_export
 from watcher.resolve import (
     Context,
@@ -27,9 +27,8 @@ from watcher.resolve import (
 from watcher.schema_messages import schema_problems
 from watcher.yaml_lines import MAX_BYTES, parse_yaml
 
-# Installed models by kind ('checkpoint', 'vae', 'motion_module', 'ip_adapter', 'clip_vision',
-# 'upscale', 'rife'), or None when no ComfyUI backend is reachable.
-Catalogue = Callable[[], Mapping[str, Sequence[str]] | None]
+# What the reachable ComfyUI backends offer, or None when none is reachable.
+Catalogue = Callable[[], InstalledModels | None]
 
 
 @dataclass(frozen=True, slots=True)

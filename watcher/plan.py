@@ -12,7 +12,7 @@ from typing import Any
 
 from vidgen.db.manifests import ManifestRecord, PlannedClip
 from vidgen.db.models import RunsOn
-from vidgen.specs import ClipSpec, GenerationMode
+from vidgen.specs import ClipSpec, ExportRequest, GenerationMode
 from watcher.manifest import Manifest
 from watcher.resolve import ManifestClip
 
@@ -95,12 +95,13 @@ def build_record(
     clips = tuple(
         plan_clip(clip, stored.get(clip.source) if clip.source else None) for clip in manifest.clips
     )
-    export_settings = {
-        "export": manifest.export.to_json(),
-        "outbox": str(placement.outbox),
-        "resolution": manifest.resolution,
-        "frameRate": manifest.frame_rate,
-    }
+    export = ExportRequest(
+        export=manifest.export,
+        outbox=str(placement.outbox),
+        width=manifest.width,
+        height=manifest.height,
+        frame_rate=manifest.frame_rate,
+    )
     resolved = {
         "file": manifest.file_name,
         "project": manifest.display_name,
@@ -125,7 +126,7 @@ def build_record(
         stored_extension=placement.stored_extension,
         content_hash=placement.content_sha256,
         clips=clips,
-        export_settings=export_settings,
+        export=export,
         resolved=resolved,
     )
 

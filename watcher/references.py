@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from stages.ffmpeg_runner import MediaInfo, probe
 from vidgen.errors import FFmpegError
+from vidgen.ffmpeg import MediaInfo, probe
 
 # Leading bytes of the image formats ComfyUI's image loader reads.
 _IMAGE_SIGNATURES: tuple[tuple[int, bytes], ...] = (

@@ -7,7 +7,7 @@ Defaults come from the clip itself, then the manifest's ``defaults``, then confi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -15,24 +15,22 @@ from typing import Any, cast
 from vidgen.config import Settings
 from vidgen.errors import Problem
 from vidgen.naming import project_name
-from vidgen.specs import ClipSpec, GenerationMode
+from vidgen.specs import (
+    IMAGE_TO_VIDEO_MODELS,
+    ClipSpec,
+    GenerationMode,
+    InstalledModels,
+    ModelKind,
+    models_for,
+    parse_resolution,
+    resolve_model_name,
+)
 from watcher.references import image_problem, locate, probe_video
 from watcher.yaml_lines import PathKey, YamlDocument, format_path
 
 MIN_SIDE = 64
 MAX_SIDE = 2048
-MAX_OUTPUT_SIDE = 4096
 _LISTED_MODELS = 12
-
-# manifest key → (ModelSettings attribute and catalogue key, config.yaml key)
-MODEL_FIELDS: dict[str, tuple[str, str]] = {
-    "checkpoint": ("checkpoint", "models.checkpoint"),
-    "vae": ("vae", "models.vae"),
-    "motionModule": ("motion_module", "models.motionModule"),
-    "ipAdapter": ("ip_adapter", "models.ipAdapter"),
-    "clipVision": ("clip_vision", "models.clipVision"),
-}
-_IMAGE_ONLY_MODELS = ("ipAdapter", "clipVision")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +52,7 @@ class Context:
     document: YamlDocument
     settings: Settings
     inbox: Path
-    models: Mapping[str, Sequence[str]] | None  # None: no ComfyUI reachable, names unchecked
+    models: InstalledModels | None  # None: no ComfyUI reachable, names unchecked
     problems: list[Problem] = field(default_factory=list)
     missing: list[Problem] = field(default_factory=list)
     references: list[Path] = field(default_factory=list)
@@ -82,7 +80,7 @@ def resolve_size(ctx: Context) -> tuple[int, int]:
     text = ctx.data.get("resolution")
     if text is None:
         return generation.width, generation.height
-    width, height = (int(n) for n in str(text).split("x"))
+    width, height = parse_resolution(str(text))
     if not all(MIN_SIDE <= n <= MAX_SIDE and n % 8 == 0 for n in (width, height)):
         ctx.problem(
             ("resolution",),
@@ -159,57 +157,51 @@ def _clip_models(
     ctx: Context, path: PathKey, clip: Mapping[str, Any], mode: GenerationMode
 ) -> dict[str, str]:
     resolved: dict[str, str] = {}
-    for key, (attribute, config_key) in MODEL_FIELDS.items():
-        given, where = setting(ctx, path, clip, key)
-        checked = mode is GenerationMode.IMAGE_TO_VIDEO or key not in _IMAGE_ONLY_MODELS
-        default = str(getattr(ctx.settings.models, attribute))
-        if not checked:
-            resolved[attribute] = resolve_model(ctx, attribute, str(given or default), None, None)
+    for kind in IMAGE_TO_VIDEO_MODELS:
+        given, where = setting(ctx, path, clip, kind.value)
+        default = default_model(ctx, kind)
+        if kind not in models_for(mode):
+            resolved[kind.attribute] = resolve_model(ctx, kind, str(given or default), None)
         elif given is None:
-            resolved[attribute] = resolve_model(ctx, attribute, default, (), config_key)
+            resolved[kind.attribute] = resolve_model(ctx, kind, default, (), default=True)
         else:
-            resolved[attribute] = resolve_model(ctx, attribute, str(given), where, None)
+            resolved[kind.attribute] = resolve_model(ctx, kind, str(given), where)
     return resolved
 
 
+def default_model(ctx: Context, kind: ModelKind) -> str:
+    """config.yaml's model of this kind."""
+    return str(getattr(ctx.settings.models, kind.attribute))
+
+
 def resolve_model(
-    ctx: Context, kind: str, name: str, path: PathKey | None, config_key: str | None
+    ctx: Context, kind: ModelKind, name: str, path: PathKey | None, *, default: bool = False
 ) -> str:
     """The full installed name of a model (``rife47`` → ``rife47.pth``).
 
     With no catalogue (no ComfyUI reachable) a name is completed from config.yaml's default
-    of the same kind only. ``path`` None means the model is not used here: nothing is checked.
+    of the same kind only. ``path`` None means the model is not used here: nothing is checked;
+    ``default`` means the name is config.yaml's, not the manifest's.
     """
-    default = str(getattr(ctx.settings.models, kind, ""))
-    if ctx.models is None or (path is None and config_key is None):
-        return default if same_model(name, default) else name
-    installed = list(ctx.models.get(kind, ()))
-    for candidate in installed:
-        if same_model(name, candidate):
-            return candidate
+    configured = default_model(ctx, kind)
+    if ctx.models is None or path is None:
+        return resolve_model_name(name, [configured]) or name
+    installed = ctx.models.names(kind)
+    found = resolve_model_name(name, installed)
+    if found is not None:
+        return found
     listed = ", ".join(sorted(installed)[:_LISTED_MODELS]) or "none"
     if len(installed) > _LISTED_MODELS:
         listed += f", … ({len(installed)} in all)"
-    label = kind.replace("_", " ")
-    if config_key is not None:
+    if default:
         message = (
-            f"the default {label} '{name}' ({config_key} in config.yaml) is not installed in "
-            f"ComfyUI; installed: {listed}"
+            f"the default {kind.words} '{name}' ({kind.config_key} in config.yaml) is not "
+            f"installed in ComfyUI; installed: {listed}"
         )
         ctx.problem((), message)
     else:
-        ctx.problem(
-            path or (), f"{label} '{name}' is not installed in ComfyUI; installed: {listed}"
-        )
+        ctx.problem(path, f"{kind.words} '{name}' is not installed in ComfyUI; installed: {listed}")
     return name
-
-
-def same_model(name: str, candidate: str) -> bool:
-    """Whether ``name`` is ``candidate``, or ``candidate`` without its file extension."""
-    if name == candidate:
-        return True
-    stem, dot, _ = candidate.rpartition(".")
-    return bool(dot) and name == stem
 
 
 def _reference_image(ctx: Context, path: PathKey, clip: Mapping[str, Any]) -> Path | None:

@@ -1,5 +1,6 @@
-"""ComfyUI for vidgen: the graph builders (pure functions returning API-format graphs), the offline
-graph and model checks, and (``comfyui_client``) the only code that talks to a ComfyUI server.
+"""ComfyUI for vidgen: the graph builders (pure functions returning API-format graphs), the node
+schemas and an offline graph check, and (``comfyui_client``) the only code that talks to a
+ComfyUI server.
 """
 
 from workflows.comfyui_client import ComfyUIClient
@@ -14,21 +15,16 @@ from workflows.comfyui_types import (
     QueueState,
     SystemStats,
 )
-from workflows.graph import Graph, check_graph, filename_prefix
-from workflows.image_to_video import build_image_to_video
+from workflows.graph import Graph, filename_prefix
+from workflows.image_to_video import build_image_to_video, reference_upload_name
 from workflows.interpolate import (
     InterpolationPlan,
     build_interpolate,
     interpolated_frame_count,
     plan_interpolation,
 )
-from workflows.models import (
-    InstalledModels,
-    check_models,
-    installed_models_from_object_info,
-    resolve_clip_models,
-    resolve_model_name,
-)
+from workflows.models import installed_models_from_object_info
+from workflows.schema import check_graph
 from workflows.text_to_video import SEED_MAX, build_text_to_video, fold_seed
 from workflows.upscale import FrameChunk, build_upscale, plan_chunks
 
@@ -38,7 +34,6 @@ __all__ = [
     "DeviceStats",
     "FrameChunk",
     "Graph",
-    "InstalledModels",
     "InterpolationPlan",
     "OutputFile",
     "PromptLookup",
@@ -53,13 +48,11 @@ __all__ = [
     "build_text_to_video",
     "build_upscale",
     "check_graph",
-    "check_models",
     "filename_prefix",
     "fold_seed",
     "installed_models_from_object_info",
     "interpolated_frame_count",
     "plan_chunks",
     "plan_interpolation",
-    "resolve_clip_models",
-    "resolve_model_name",
+    "reference_upload_name",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,10 +31,14 @@ from websockets.sync.client import ClientConnection, connect
 from vidgen.config import ComfyUISettings
 from vidgen.errors import (
     ComfyUIError,
+    ComfyUIExecutionError,
+    ComfyUIInterrupted,
     ComfyUIRejected,
     ComfyUIUnavailable,
+    JobCancelled,
     StorageError,
 )
+from vidgen.specs import InstalledModels
 from workflows.comfyui_follow import CancelCheck, EventHub, Follower, ProgressCallback
 from workflows.comfyui_types import (
     OutputFile,
@@ -48,7 +53,7 @@ from workflows.comfyui_types import (
     parse_queue,
     parse_system_stats,
 )
-from workflows.models import InstalledModels, installed_models_from_object_info
+from workflows.models import installed_models_from_object_info
 from workflows.progress import ProgressTracker
 
 log = logging.getLogger(__name__)
@@ -60,6 +65,7 @@ _RECONNECT_MAX_S = 5.0
 # Previews are ~40 kB JPEGs (API.md §11.3); this only guards against a runaway frame.
 _MAX_MESSAGE_BYTES = 64 * 2**20
 _DOWNLOAD_CHUNK_BYTES = 2**20
+_VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv")
 # Closing waits for the server's close frame; a server that went away never sends one.
 _CLOSE_TIMEOUT_S = 2.0
 
@@ -213,6 +219,20 @@ class ComfyUIClient:
         subfolder = str(body.get("subfolder") or "")
         return f"{subfolder}/{stored}" if subfolder else stored
 
+    def download_video(self, result: PromptResult, dest_stem: Path) -> Path:
+        """The first video a finished prompt wrote, saved as ``dest_stem`` plus the video's own
+        extension (e.g. ``.mp4``); returns that path.
+
+        Raises:
+            ComfyUIError: the prompt wrote no video.
+        """
+        videos = [o for o in result.outputs if o.filename.lower().endswith(_VIDEO_SUFFIXES)]
+        if not videos:
+            raise ComfyUIError(f"ComfyUI finished prompt {result.prompt_id} but wrote no video")
+        dest = dest_stem.with_name(dest_stem.name + Path(videos[0].filename).suffix.lower())
+        self.download(videos[0], dest)
+        return dest
+
     def download(self, output: OutputFile, dest: Path) -> None:
         """Stream one output file from ``/view`` into ``dest`` (the caller names it temporary)."""
         params = {"filename": output.filename, "subfolder": output.subfolder, "type": output.type}
@@ -278,6 +298,45 @@ class ComfyUIClient:
         finally:
             self._hub.forget(prompt_id)
             self._graphs.pop(prompt_id, None)
+
+    def wait_for(
+        self,
+        prompt_id: str,
+        on_progress: ProgressCallback,
+        *,
+        cancel: threading.Event,
+        leave_running: threading.Event,
+    ) -> PromptResult:
+        """Follow a prompt to its end: stopped in ComfyUI when ``cancel`` is set or after
+        ``promptTimeoutSeconds`` (a stalled GPU must not hold a job forever), left running there
+        once ``leave_running`` is set (vidgen stops; the result is collected at the next start).
+
+        Raises:
+            JobCancelled: ``leave_running`` was set; the prompt goes on in ComfyUI.
+            ComfyUIInterrupted: cancelled, or interrupted in ComfyUI.
+            ComfyUIExecutionError: a node failed, or the prompt ran past the timeout.
+            ComfyUIUnavailable: the backend went away or lost the prompt (retryable).
+        """
+        timeout_s = self.settings.prompt_timeout_seconds
+        deadline = time.monotonic() + timeout_s
+        timed_out = False
+
+        def should_cancel() -> bool:
+            nonlocal timed_out
+            if leave_running.is_set():
+                raise JobCancelled("vidgen is stopping")
+            timed_out = time.monotonic() > deadline
+            return timed_out or cancel.is_set()
+
+        try:
+            return self.follow(prompt_id, on_progress, should_cancel)
+        except ComfyUIInterrupted as exc:
+            if timed_out:
+                raise ComfyUIExecutionError(
+                    f"ComfyUI at {self.base_url} did not finish within {timeout_s:g} s "
+                    "(comfyui.promptTimeoutSeconds); the prompt was stopped"
+                ) from exc
+            raise
 
     def _follower(self, prompt_id: str, on_progress: ProgressCallback) -> Follower:
         graph = self._graphs.get(prompt_id)

@@ -14,6 +14,7 @@ upload answered with, which may differ from the one sent.
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 from vidgen.specs import ClipSpec
 from workflows.graph import Graph, GraphBuilder, Link, link
@@ -24,6 +25,11 @@ from workflows.text_to_video import build_animation
 WEIGHT_TYPE = "linear"
 COMBINE_EMBEDS = "concat"
 EMBEDS_SCALING = "V only"
+
+
+def reference_upload_name(job_id: str, image: Path) -> str:
+    """The name a clip's reference image is uploaded under (ComfyUI may answer with another)."""
+    return f"vidgen-{job_id}{image.suffix.lower()}"
 
 
 def build_image_to_video(spec: ClipSpec, job_id: str, reference_image: str) -> Graph:

@@ -11,9 +11,7 @@ in-betweens, then the last frame, so at ``source * multiplier`` fps the result i
 interval short. The caller therefore, in one FFmpeg run over the graph's output,
 
 * holds the last frame for ``1 / source_fps`` seconds, so the clip keeps its duration, and
-* resamples to the target fps when it is no whole multiple of the source (``fps`` filter),
-
-as ``InterpolationPlan.needs_resample`` says.
+* resamples to the target fps when it is no whole multiple of the source (``fps`` filter).
 """
 
 from __future__ import annotations
@@ -22,18 +20,9 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from vidgen.specs import InterpolateSpec
-from workflows.graph import (
-    Graph,
-    GraphBuilder,
-    add_video_combine,
-    bundled_object_info,
-    choices_of,
-    filename_prefix,
-    input_spec,
-    link,
-)
-from workflows.models import resolve_model_name
+from vidgen.specs import InterpolateSpec, resolve_model_name
+from workflows.graph import Graph, GraphBuilder, add_video_combine, filename_prefix, link
+from workflows.schema import bundled_object_info, choices_of, input_spec
 
 # RIFE VFI's remaining widgets, all required (the server fills in no defaults: API.md §3.1).
 # float32 and no torch.compile are the conservative choices that ran in the real runs (§11).
@@ -54,11 +43,6 @@ class InterpolationPlan:
     def output_fps(self) -> float:
         """The rate the graph writes its video at: source x multiplier."""
         return float(self.source_fps * self.multiplier)
-
-    @property
-    def needs_resample(self) -> bool:
-        """Whether the caller must resample the graph's output to the target rate."""
-        return Fraction(self.output_fps) != Fraction(self.target_fps)
 
 
 def plan_interpolation(source_fps: float, target_fps: float) -> InterpolationPlan:

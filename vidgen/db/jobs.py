@@ -1,16 +1,18 @@
-"""Every job and clip status change, each one transaction, named for the transition.
+"""Every job and clip status change, each one transaction, named for the transition; claims
+are in ``vidgen.db.claims``.
 
-Claims use ``FOR UPDATE SKIP LOCKED`` on MariaDB, so several workers (and hosts) never take the
-same job; SQLite has one writer at a time, and the claim re-checks the row under that lock.
+A worker's writes go through ``_owned``: the row is locked (on MariaDB) and must still be active
+and held by that worker, so a worker whose lease was taken over never overwrites the new owner.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 from vidgen.db.models import (
     Clip,
     ClipStatus,
+    ComfyPrompt,
     Job,
     JobLog,
     JobStatus,
@@ -30,10 +33,19 @@ from vidgen.db.models import (
 )
 from vidgen.db.session import Database
 from vidgen.db.types import utcnow
+from vidgen.specs import ExportRequest, GenerateRequest, JobOutputs, JobRequest
 
 log = logging.getLogger(__name__)
 
-_CANDIDATES = 20
+
+@dataclass(frozen=True, slots=True)
+class SentPrompt:
+    """A ComfyUI prompt a job recorded (and then sent) for one of its steps."""
+
+    step: str
+    prompt_id: str
+    backend: str
+    graph: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,20 +56,42 @@ class ClaimedJob:
     project_id: str
     project_name: str
     job_type: JobType
-    job_settings: dict[str, Any]
-    input_clip_ids: list[str]
+    request: JobRequest
+    input_clip_ids: tuple[str, ...]
     attempts: int
-    comfy_prompt_id: str | None
-    comfy_backend: str | None
-    output_path: str | None
     worker_id: str
-    depends_on: list[str] = field(default_factory=list)
+    outputs: JobOutputs
+    prompts: tuple[SentPrompt, ...]  # oldest first
+
+    def last_prompt(self, step: str) -> SentPrompt | None:
+        """The newest prompt recorded for ``step`` (an earlier attempt's, before this one)."""
+        found = [p for p in self.prompts if p.step == step]
+        return found[-1] if found else None
+
+    @property
+    def generate(self) -> GenerateRequest:
+        if not isinstance(self.request, GenerateRequest):
+            raise TypeError(f"job {self.id} is a {self.job_type} job, not a generate job")
+        return self.request
+
+    @property
+    def export(self) -> ExportRequest:
+        if not isinstance(self.request, ExportRequest):
+            raise TypeError(f"job {self.id} is a {self.job_type} job, not an export job")
+        return self.request
 
 
 class LeaseState(StrEnum):
     OURS = "ours"
     CANCEL_REQUESTED = "cancelRequested"
     LOST = "lost"  # another worker has it, or it ended: stop without writing
+
+
+def request_of(job: Job) -> JobRequest:
+    """The typed request a job row stores."""
+    if job.job_type == JobType.GENERATE:
+        return GenerateRequest.from_json(job.job_settings)
+    return ExportRequest.from_json(job.job_settings)
 
 
 def add_job_log(session: Session, job_id: str, level: str, message: str) -> None:
@@ -71,14 +105,14 @@ def write_log(database: Database, job_id: str, level: str, message: str) -> None
 
 
 def add_generate_job(
-    session: Session, project_id: str, clip_id: str, clip_spec: dict[str, Any], runs_on: RunsOn
+    session: Session, project_id: str, clip_id: str, request: GenerateRequest, runs_on: RunsOn
 ) -> Job:
     job = Job(
         project_id=project_id,
         job_type=JobType.GENERATE,
         runs_on=runs_on,
         input_clip_ids=[clip_id],
-        job_settings={"clip": clip_spec},
+        job_settings=request.to_json(),
         depends_on=[],
     )
     return _queue(session, job, "queued")
@@ -88,16 +122,15 @@ def add_export_job(
     session: Session,
     project_id: str,
     clip_ids: Sequence[str],
-    settings: dict[str, Any],
+    request: ExportRequest,
     depends_on: Sequence[str],
-    runs_on: RunsOn,
 ) -> Job:
     job = Job(
         project_id=project_id,
         job_type=JobType.EXPORT,
-        runs_on=runs_on,
+        runs_on=RunsOn.COMFYUI if request.export.needs_comfyui else RunsOn.CPU,
         input_clip_ids=list(clip_ids),
-        job_settings=settings,
+        job_settings=request.to_json(),
         depends_on=list(depends_on),
     )
     return _queue(session, job, "queued; waits for its clips")
@@ -109,147 +142,6 @@ def _queue(session: Session, job: Job, note: str) -> Job:
     session.add(job)
     add_job_log(session, job.id, "INFO", note)
     return job
-
-
-def claim_next(
-    database: Database,
-    worker_id: str,
-    runs_on: RunsOn,
-    *,
-    lease_seconds: float,
-    max_attempts: int,
-    backend: str | None = None,
-    prefer_checkpoint: str | None = None,
-) -> ClaimedJob | None:
-    """Take the next runnable job of this worker's kind: queued (and due), or abandoned by a
-    worker whose lease ran out. Exports wait until their clips are ready."""
-    now = utcnow()
-    with database.session() as session:
-        query = (
-            select(Job)
-            .where(Job.runs_on == runs_on)
-            .where(
-                or_(
-                    (Job.job_status == JobStatus.QUEUED)
-                    & or_(Job.not_before.is_(None), Job.not_before <= now),
-                    (Job.job_status == JobStatus.ACTIVE) & (Job.lease_expires_at < now),
-                )
-            )
-            .order_by(Job.created_at, Job.id)
-            .limit(_CANDIDATES)
-        )
-        if database.is_mysql:
-            query = query.with_for_update(skip_locked=True)
-        candidates = list(session.scalars(query))
-        runnable = [
-            job
-            for job in candidates
-            if _runnable(session, job, backend=backend, max_attempts=max_attempts, now=now)
-        ]
-        if not runnable:
-            return None
-        job = _pick(runnable, prefer_checkpoint)
-        if not _take(session, job, worker_id, lease_seconds, now):
-            return None
-        project_name = session.get_one(Project, job.project_id).project_name
-        _mark_clip_generating(session, job)
-        return _snapshot(job, project_name, worker_id)
-
-
-def _runnable(
-    session: Session, job: Job, *, backend: str | None, max_attempts: int, now: datetime
-) -> bool:
-    """Settle the jobs that can no longer run (cancelled, out of tries, failed inputs)."""
-    if job.cancel_requested:
-        _end(session, job, JobStatus.CANCELLED, "cancelled", now)
-        return False
-    if job.job_status == JobStatus.ACTIVE:
-        if job.comfy_prompt_id and job.comfy_backend and job.comfy_backend != backend:
-            # Its prompt sits in another backend's queue: only that backend's worker can
-            # collect the result without running the prompt twice.
-            return False
-        lapsed = f"worker {job.worker_id} stopped renewing its lease"
-        add_job_log(session, job.id, "WARNING", lapsed)
-        if job.attempts >= max_attempts:
-            message = f"gave up after {job.attempts} attempts: its worker kept stopping"
-            _end(session, job, JobStatus.FAILED, message, now)
-            _fail_clips(session, job, message)
-            return False
-    if job.job_type == JobType.EXPORT:
-        return _inputs_ready(session, job, now)
-    return True
-
-
-def _inputs_ready(session: Session, job: Job, now: datetime) -> bool:
-    clips = {c.id: c for c in session.scalars(select(Clip).where(Clip.id.in_(job.input_clip_ids)))}
-    for clip_id in job.input_clip_ids:
-        clip = clips.get(clip_id)
-        if clip is None or clip.clip_status in (ClipStatus.FAILED, ClipStatus.CANCELLED):
-            name = clip.clip_name if clip else clip_id
-            reason = clip.error_message if clip and clip.error_message else "it did not finish"
-            message = f"clip {name} failed: {reason}"
-            _end(session, job, JobStatus.FAILED, message, now)
-            _set_project_status(session, job.project_id, ProjectStatus.FAILED)
-            return False
-    return all(clips[c].clip_status == ClipStatus.READY for c in job.input_clip_ids)
-
-
-def _pick(runnable: list[Job], prefer_checkpoint: str | None) -> Job:
-    # Clips sharing a checkpoint run back to back: ComfyUI keeps it loaded.
-    if prefer_checkpoint:
-        for job in runnable:
-            if job.job_settings.get("clip", {}).get("checkpoint") == prefer_checkpoint:
-                return job
-    return runnable[0]
-
-
-def _take(session: Session, job: Job, worker_id: str, lease_seconds: float, now: datetime) -> bool:
-    # Compare-and-set on the status seen, so that on SQLite (no row locks) two claimers
-    # cannot both win.
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.job_status == job.job_status, Job.attempts == job.attempts)
-        .values(
-            job_status=JobStatus.ACTIVE,
-            worker_id=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=job.attempts + 1,
-            started_at=job.started_at or now,
-            current_stage="starting",
-            error_message=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session="fetch")
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    session.refresh(job)
-    add_job_log(session, job.id, "INFO", f"claimed by {worker_id} (attempt {job.attempts})")
-    return True
-
-
-def _mark_clip_generating(session: Session, job: Job) -> None:
-    if job.job_type != JobType.GENERATE:
-        return
-    for clip in session.scalars(select(Clip).where(Clip.id.in_(job.input_clip_ids))):
-        clip.clip_status = ClipStatus.GENERATING
-
-
-def _snapshot(job: Job, project_name: str, worker_id: str) -> ClaimedJob:
-    return ClaimedJob(
-        id=job.id,
-        project_id=job.project_id,
-        project_name=project_name,
-        job_type=JobType(job.job_type),
-        job_settings=dict(job.job_settings),
-        input_clip_ids=list(job.input_clip_ids),
-        attempts=job.attempts,
-        comfy_prompt_id=job.comfy_prompt_id,
-        comfy_backend=job.comfy_backend,
-        output_path=job.output_path,
-        worker_id=worker_id,
-        depends_on=list(job.depends_on),
-    )
 
 
 def _owned(session: Session, job_id: str, worker_id: str) -> Job | None:
@@ -284,53 +176,93 @@ def report_progress(
         return LeaseState.CANCEL_REQUESTED if job.cancel_requested else LeaseState.OURS
 
 
-def record_prompt(
-    database: Database,
-    job_id: str,
-    worker_id: str,
-    prompt_id: str,
-    backend: str,
-    graph: dict[str, Any],
-) -> None:
-    """Remember which ComfyUI prompt runs this job (and the graph, exactly as sent) before it is
-    sent, so a restarted worker collects it instead of running it twice."""
+def record_prompt(database: Database, job_id: str, worker_id: str, prompt: SentPrompt) -> bool:
+    """Remember a ComfyUI prompt (and its graph, exactly as it will be sent) before it is sent,
+    so a restarted worker looks it up instead of running it twice. False if the job is no
+    longer ours: then nothing may be sent."""
     with database.session() as session:
         job = _owned(session, job_id, worker_id)
-        if job is not None:
-            job.comfy_prompt_id = prompt_id
-            job.comfy_backend = backend
-            submitted = {"promptId": prompt_id, "backend": backend, "graph": graph}
-            job.job_settings = {**job.job_settings, "submitted": submitted}
+        if job is None:
+            return False
+        job.comfy_backend = prompt.backend
+        session.add(
+            ComfyPrompt(
+                id=prompt.prompt_id,
+                job_id=job_id,
+                step=prompt.step,
+                backend=prompt.backend,
+                graph=prompt.graph,
+            )
+        )
+        return True
 
 
-def complete_generate(
-    database: Database, job_id: str, worker_id: str, clip_fields: dict[str, Any]
-) -> bool:
+def sent_prompts(session: Session, job_id: str) -> tuple[SentPrompt, ...]:
+    rows = session.scalars(
+        select(ComfyPrompt)
+        .where(ComfyPrompt.job_id == job_id)
+        .order_by(ComfyPrompt.created_at, ComfyPrompt.id)
+    )
+    return tuple(SentPrompt(p.step, p.id, p.backend, dict(p.graph or {})) for p in rows)
+
+
+def record_outputs(database: Database, job_id: str, worker_id: str, outputs: JobOutputs) -> bool:
+    """Remember the final paths before files are renamed into place, so a worker that dies
+    between the rename and ``complete_*`` finds them instead of leaving orphans."""
+    with database.session() as session:
+        job = _owned(session, job_id, worker_id)
+        if job is None:
+            return False
+        job.job_outputs = outputs.to_json()
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedClip:
+    """A clip's video in storage, as ffprobe measured it, and the graph that made it."""
+
+    file_path: str
+    thumbnail_path: str
+    duration_sec: float
+    frame_count: int
+    width: int
+    height: int
+    workflow: dict[str, Any] | None
+
+
+def complete_generate(database: Database, job_id: str, worker_id: str, placed: PlacedClip) -> bool:
     """The clip is ready with its file; False if the job was no longer ours."""
     with database.session() as session:
         job = _owned(session, job_id, worker_id)
         if job is None:
             return False
         for clip in session.scalars(select(Clip).where(Clip.id.in_(job.input_clip_ids))):
-            for name, value in clip_fields.items():
-                setattr(clip, name, value)
+            clip.file_path = placed.file_path
+            clip.file_name = PurePath(placed.file_path).name
+            clip.thumbnail_path = placed.thumbnail_path
+            clip.thumbnail_name = PurePath(placed.thumbnail_path).name
+            clip.duration_sec = round(placed.duration_sec, 3)
+            clip.frame_count = placed.frame_count
+            clip.width, clip.height = placed.width, placed.height
+            if placed.workflow is not None:
+                clip.workflow_json = placed.workflow
             clip.clip_status = ClipStatus.READY
             clip.error_message = None
-        _end(session, job, JobStatus.COMPLETED, "completed", utcnow())
+        job.output_path = placed.file_path
+        job.output_file_name = PurePath(placed.file_path).name
+        end_job(session, job, JobStatus.COMPLETED, "completed", utcnow())
         return True
 
 
-def complete_export(
-    database: Database, job_id: str, worker_id: str, output_path: str, output_file_name: str
-) -> bool:
+def complete_export(database: Database, job_id: str, worker_id: str, output_path: str) -> bool:
     with database.session() as session:
         job = _owned(session, job_id, worker_id)
         if job is None:
             return False
         job.output_path = output_path
-        job.output_file_name = output_file_name
-        _end(session, job, JobStatus.COMPLETED, "completed", utcnow())
-        _set_project_status(session, job.project_id, ProjectStatus.COMPLETED)
+        job.output_file_name = PurePath(output_path).name
+        end_job(session, job, JobStatus.COMPLETED, "completed", utcnow())
+        set_project_status(session, job.project_id, ProjectStatus.COMPLETED)
         return True
 
 
@@ -341,10 +273,10 @@ def fail(database: Database, job_id: str, worker_id: str, message: str) -> None:
         job = _owned(session, job_id, worker_id)
         if job is None:
             return
-        _end(session, job, JobStatus.FAILED, message, now)
-        _fail_clips(session, job, message)
+        end_job(session, job, JobStatus.FAILED, message, now)
+        fail_clips(session, job, message)
         if job.job_type == JobType.EXPORT:
-            _set_project_status(session, job.project_id, ProjectStatus.FAILED)
+            set_project_status(session, job.project_id, ProjectStatus.FAILED)
 
 
 def retry_later(
@@ -362,7 +294,8 @@ def retry_later(
 
 
 def release(database: Database, job_id: str, worker_id: str) -> None:
-    """Give a job back on shutdown; its ComfyUI prompt id stays, to be collected next start."""
+    """Give a job back on shutdown; its ComfyUI prompts stay recorded, to be collected next
+    start."""
     with database.session() as session:
         job = _owned(session, job_id, worker_id)
         if job is None:
@@ -384,7 +317,7 @@ def mark_cancelled(database: Database, job_id: str, worker_id: str) -> None:
         job = _owned(session, job_id, worker_id)
         if job is None:
             return
-        _end(session, job, JobStatus.CANCELLED, "cancelled", utcnow())
+        end_job(session, job, JobStatus.CANCELLED, "cancelled", utcnow())
         _cancel_clips(session, job)
 
 
@@ -402,16 +335,16 @@ def cancel_project(database: Database, project_id: str, session: Session | None 
     ).all()
     for job in jobs:
         if job.job_status == JobStatus.QUEUED:
-            _end(session, job, JobStatus.CANCELLED, "cancelled", now)
+            end_job(session, job, JobStatus.CANCELLED, "cancelled", now)
             _cancel_clips(session, job)
         else:
             job.cancel_requested = True
             add_job_log(session, job.id, "INFO", "cancel requested")
-    _set_project_status(session, project_id, ProjectStatus.CANCELLED)
+    set_project_status(session, project_id, ProjectStatus.CANCELLED)
     return len(jobs)
 
 
-def _end(session: Session, job: Job, status: JobStatus, message: str, now: datetime) -> None:
+def end_job(session: Session, job: Job, status: JobStatus, message: str, now: datetime) -> None:
     job.job_status = status
     job.completed_at = now
     job.lease_expires_at = None
@@ -425,7 +358,7 @@ def _end(session: Session, job: Job, status: JobStatus, message: str, now: datet
     add_job_log(session, job.id, level, message)
 
 
-def _fail_clips(session: Session, job: Job, message: str) -> None:
+def fail_clips(session: Session, job: Job, message: str) -> None:
     if job.job_type != JobType.GENERATE:
         return
     for clip in session.scalars(select(Clip).where(Clip.id.in_(job.input_clip_ids))):
@@ -441,28 +374,10 @@ def _cancel_clips(session: Session, job: Job) -> None:
             clip.clip_status = ClipStatus.CANCELLED
 
 
-def _set_project_status(session: Session, project_id: str, status: ProjectStatus) -> None:
+def set_project_status(session: Session, project_id: str, status: ProjectStatus) -> None:
     project = session.get(Project, project_id)
     if project is not None:
         project.project_status = status
-
-
-def record_outputs(
-    database: Database, job_id: str, worker_id: str, outputs: dict[str, str]
-) -> bool:
-    """Remember the final paths before files are renamed into place, so a worker that dies
-    between the rename and ``complete_*`` finds them instead of leaving orphans."""
-    with database.session() as session:
-        job = _owned(session, job_id, worker_id)
-        if job is None:
-            return False
-        job.job_settings = {**job.job_settings, "outputs": outputs}
-        return True
-
-
-def job_settings(database: Database, job_id: str) -> dict[str, Any]:
-    with database.session() as session:
-        return dict(session.get_one(Job, job_id).job_settings)
 
 
 def note_waiting(database: Database, runs_on: RunsOn, reason: str) -> None:

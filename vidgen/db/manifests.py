@@ -44,7 +44,13 @@ from vidgen.db.models import (
 from vidgen.db.session import Database, insert_new_in_bulk
 from vidgen.errors import DatabaseUnavailable
 from vidgen.naming import FileType, first_free_path
-from vidgen.specs import ClipSpec, GenerationMode, clip_spec_as_manifest, clip_spec_to_json
+from vidgen.specs import (
+    ClipSpec,
+    ExportRequest,
+    GenerateRequest,
+    GenerationMode,
+    clip_spec_as_manifest,
+)
 
 _TRIES = 3
 _KEPT = (ClipStatus.READY, ClipStatus.QUEUED, ClipStatus.GENERATING)
@@ -75,7 +81,7 @@ class ManifestRecord:
     stored_extension: str
     content_hash: str
     clips: tuple[PlannedClip, ...]
-    export_settings: dict[str, Any]  # the export job's jobSettings
+    export: ExportRequest  # what the export job is asked to make
     resolved: dict[str, Any]  # the resolved manifest; its "clips" are filled in here
 
 
@@ -137,7 +143,7 @@ def _record(
         c for c in existing if c.clip_status == ClipStatus.REMOVED and c.file_path
     ]
     clips: list[Clip] = []
-    specs: list[dict[str, Any]] = []
+    specs: list[ClipSpec] = []
     new_jobs: list[str] = []
     for index, planned in enumerate(record.clips):
         clip, spec, job_id = _place(session, project.id, planned, unused, draw_seed)
@@ -157,11 +163,7 @@ def _record(
         reopen_project(project)
         live = [] if created else _live_generate_jobs(session, project.id, set(clip_ids))
         waits_for = list(dict.fromkeys(new_jobs + live))
-        runs_on = RunsOn.COMFYUI if _needs_comfyui(record) else RunsOn.CPU
-        export = add_export_job(
-            session, project.id, clip_ids, record.export_settings, waits_for, runs_on
-        )
-        export_id = export.id
+        export_id = add_export_job(session, project.id, clip_ids, record.export, waits_for).id
     session.add(_manifest_row(record, project.id, resolved, str(stored_path)))
     insert_new_in_bulk(session, (Project, Clip, Job, JobLog, Manifest))
     return RecordOutcome(
@@ -197,13 +199,13 @@ def _place(
     planned: PlannedClip,
     unused: list[Clip],
     draw_seed: Callable[[], int],
-) -> tuple[Clip, dict[str, Any], str | None]:
-    """The clip row for ``planned`` and its spec as JSON: a matching clip kept (or tried
+) -> tuple[Clip, ClipSpec, str | None]:
+    """The clip row for ``planned`` and its resolved spec: a matching clip kept (or tried
     again), else a new one; the id of its new generate job, if it needs one."""
     match = None if planned.spec.regenerate else _match(planned, unused)
     if match is not None:
         unused.remove(match)
-        spec = clip_spec_to_json(replace(planned.spec, seed=match.seed_value))
+        spec = replace(planned.spec, seed=match.seed_value)
         if match.clip_status in (ClipStatus.READY, ClipStatus.REMOVED) and match.file_path:
             reuse_clip(match)
             return match, spec, None
@@ -215,9 +217,9 @@ def _place(
     seed = planned.seed
     if seed is None:
         seed = 0 if planned.spec.mode is GenerationMode.IMPORTED else draw_seed()
-    clip = _new_clip(replace(planned.spec, seed=seed), project_id, planned.settings_hash(seed))
+    spec = replace(planned.spec, seed=seed)
+    clip = _new_clip(spec, project_id, planned.settings_hash(seed))
     session.add(clip)  # inserted by the generate job's flush; its id is set here already
-    spec = clip_spec_to_json(replace(planned.spec, seed=seed))
     return clip, spec, _generate_job(session, project_id, clip, spec, planned.runs_on)
 
 
@@ -233,10 +235,9 @@ def _match(planned: PlannedClip, candidates: Sequence[Clip]) -> Clip | None:
 
 
 def _generate_job(
-    session: Session, project_id: str, clip: Clip, spec_json: dict[str, Any], runs_on: RunsOn
+    session: Session, project_id: str, clip: Clip, spec: ClipSpec, runs_on: RunsOn
 ) -> str:
-    job = add_generate_job(session, project_id, clip.id, spec_json, runs_on)
-    return job.id
+    return add_generate_job(session, project_id, clip.id, GenerateRequest(spec), runs_on).id
 
 
 def _new_clip(spec: ClipSpec, project_id: str, settings_hash: str) -> Clip:
@@ -274,7 +275,7 @@ def _export_differs(session: Session, project_id: str, record: ManifestRecord) -
     ).one_or_none()
     if last is None or last.job_status in (JobStatus.FAILED, JobStatus.CANCELLED):
         return True
-    return dict(last.job_settings) != record.export_settings
+    return ExportRequest.from_json(last.job_settings) != record.export
 
 
 def _live_generate_jobs(session: Session, project_id: str, clip_ids: set[str]) -> list[str]:
@@ -286,13 +287,6 @@ def _live_generate_jobs(session: Session, project_id: str, clip_ids: set[str]) -
         )
     )
     return [job.id for job in jobs if clip_ids & set(job.input_clip_ids)]
-
-
-def _needs_comfyui(record: ManifestRecord) -> bool:
-    export = record.export_settings.get("export", {})
-    return any(
-        (export.get(stage) or {}).get("engine") == "comfyui" for stage in ("upscale", "interpolate")
-    )
 
 
 def _manifest_row(

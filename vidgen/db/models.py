@@ -1,8 +1,9 @@
-"""SQLAlchemy models: DESIGN.md's data model, camelCase columns, snake_case attributes.
+"""SQLAlchemy models: the data model of docs/data-model.md, camelCase columns, snake_case
+attributes.
 
-Beyond DESIGN.md's columns: Job.runsOn (which kind of worker may claim it), Job.notBefore (retry
-backoff), Job.updatedAt (what the live status page watches), Manifest.resolvedManifest, and the
-NameCounter table that hands out file-name indices without races.
+A job's ``jobSettings`` is its request (``vidgen.specs.GenerateRequest`` / ``ExportRequest`` as
+JSON), never changed once queued; what it produces is in ``jobOutputs`` and ``outputPath``, and
+every ComfyUI prompt it sends is a ``ComfyPrompt`` row, written before the prompt is sent.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ class Job(Base):
     worker_id: Mapped[str | None] = mapped_column("workerId", String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column("leaseExpiresAt")
     not_before: Mapped[datetime | None] = mapped_column("notBefore")
-    comfy_prompt_id: Mapped[str | None] = mapped_column("comfyPromptId", String(64))
+    job_outputs: Mapped[dict[str, Any] | None] = mapped_column("jobOutputs", JSON)
     comfy_backend: Mapped[str | None] = mapped_column("comfyBackend", String(255))
     cancel_requested: Mapped[bool] = mapped_column("cancelRequested", Boolean, default=False)
     started_at: Mapped[datetime | None] = mapped_column("startedAt")
@@ -170,6 +171,25 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column("updatedAt", default=utcnow, onupdate=utcnow)
 
     logs: Mapped[list[JobLog]] = relationship(lazy="raise_on_sql", order_by="JobLog.id")
+
+
+class ComfyPrompt(Base):
+    """One prompt a job sent to ComfyUI (or is about to: the row comes first), with the graph
+    exactly as sent. ``step`` names the part of the job it does (``clip``, ``upscale_0000``,
+    ``interpolate``); a step sent again gets a new row, and the newest one counts."""
+
+    __tablename__ = "comfy_prompt"
+    __table_args__ = (
+        Index("ix_comfy_prompt_job", "jobId", "createdAt"),
+        {"mysql_engine": "InnoDB", **_TEXT_OPTIONS},
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # ComfyUI's prompt_id
+    job_id: Mapped[str] = mapped_column("jobId", ForeignKey("job.id"))
+    step: Mapped[str] = mapped_column(String(64))
+    backend: Mapped[str] = mapped_column(String(255))
+    graph: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column("createdAt", default=utcnow)
 
 
 class JobLog(Base):

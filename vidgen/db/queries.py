@@ -15,8 +15,19 @@ from typing import Any
 from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
-from vidgen.db.models import Clip, ClipStatus, Job, JobLog, JobStatus, JobType, Manifest, Project
+from vidgen.db.models import (
+    Clip,
+    ClipStatus,
+    ComfyPrompt,
+    Job,
+    JobLog,
+    JobStatus,
+    JobType,
+    Manifest,
+    Project,
+)
 from vidgen.db.session import Database
+from vidgen.specs import ExportRequest, OutputFormat
 
 __all__ = [
     "ClipView",
@@ -28,6 +39,7 @@ __all__ = [
     "OutputView",
     "ProjectDetail",
     "ProjectSummary",
+    "PromptView",
     "changes_since",
     "get_job",
     "get_project",
@@ -86,6 +98,17 @@ class LogLine:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptView:
+    """A ComfyUI prompt the job sent, with its graph exactly as sent."""
+
+    step: str
+    prompt_id: str
+    backend: str
+    graph: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class JobDetail:
     """A job with its log and what it was asked to do (settings, the ComfyUI graphs sent)."""
 
@@ -95,9 +118,8 @@ class JobDetail:
     depends_on: list[str]
     worker_id: str | None
     comfy_backend: str | None
-    comfy_prompt_id: str | None
     output_path: str | None
-    workflows: list[tuple[str, dict[str, Any]]]
+    prompts: list[PromptView]
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,20 +302,16 @@ def get_job(database: Database, job_id: str) -> JobDetail | None:
             depends_on=[str(d) for d in job.depends_on or ()],
             worker_id=job.worker_id,
             comfy_backend=job.comfy_backend,
-            comfy_prompt_id=job.comfy_prompt_id,
             output_path=job.output_path,
-            workflows=_workflows(session, job),
+            prompts=[
+                PromptView(p.step, p.id, p.backend, dict(p.graph or {}), p.created_at)
+                for p in session.scalars(
+                    select(ComfyPrompt)
+                    .where(ComfyPrompt.job_id == job_id)
+                    .order_by(ComfyPrompt.created_at, ComfyPrompt.id)
+                )
+            ],
         )
-
-
-def _workflows(session: Session, job: Job) -> list[tuple[str, dict[str, Any]]]:
-    """The ComfyUI graphs a generate job sent (each input clip keeps exactly what was sent)."""
-    if job.job_type != JobType.GENERATE or not job.input_clip_ids:
-        return []
-    clips = session.scalars(
-        select(Clip).where(Clip.id.in_(job.input_clip_ids)).order_by(Clip.order_index)
-    )
-    return [(clip.clip_name, clip.workflow_json) for clip in clips if clip.workflow_json]
 
 
 def _project_summary(project: Project, clip_count: int) -> ProjectSummary:
@@ -432,17 +450,14 @@ def _outputs(jobs: Iterable[Job]) -> list[OutputView]:
             completed_at=job.completed_at,
         )
         for job in jobs
-        if job.job_status == JobStatus.COMPLETED and job.output_path
+        if job.job_type == JobType.EXPORT
+        and job.job_status == JobStatus.COMPLETED
+        and job.output_path
     ]
 
 
 def _output_format(job: Job) -> str:
-    """The export format asked for (``mp4-h265`` matters: browsers cannot play it), else the
-    file's extension."""
-    settings = job.job_settings or {}
-    nested = settings.get("export")
-    for source in (settings, nested if isinstance(nested, dict) else {}):
-        value = source.get("format")
-        if isinstance(value, str) and value:
-            return value
-    return PurePath(job.output_path or "").suffix.lstrip(".").lower()
+    """The export format asked for (``mp4-h265`` matters: browsers cannot play it); a clip
+    delivered as it is is an MP4 whatever was asked."""
+    export = ExportRequest.from_json(job.job_settings).export
+    return OutputFormat.MP4.value if export.deliver_as_is else export.format.value
