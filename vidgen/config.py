@@ -16,6 +16,7 @@ import jsonschema
 import yaml
 
 from vidgen.errors import ConfigError
+from vidgen.specs import RESOLUTION_PATTERN, parse_resolution
 
 DEFAULT_CONFIG_NAME = "config.yaml"
 
@@ -102,7 +103,7 @@ _SCHEMA: dict[str, Any] = {
                 "frameRate": {"type": "integer", "minimum": 1, "maximum": 60},
                 "steps": {"type": "integer", "minimum": 1, "maximum": 150},
                 "cfg": {"type": "number", "minimum": 0, "maximum": 30},
-                "resolution": {"type": "string", "pattern": "^[0-9]+x[0-9]+$"},
+                "resolution": {"type": "string", "pattern": RESOLUTION_PATTERN},
                 "negativePrompt": {"type": "string"},
                 "ipAdapterWeight": {"type": "number", "minimum": 0, "maximum": 2},
             },
@@ -389,7 +390,7 @@ def _build(raw: dict[str, Any], base: Path) -> Settings:
         for row in inbox_rows
     )
     generation = raw.get("generation", {})
-    width, height = (int(n) for n in generation.get("resolution", "512x512").split("x"))
+    width, height = parse_resolution(generation.get("resolution", "512x512"))
     return Settings(
         database_url=database_url,
         storage=storage,

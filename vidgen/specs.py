@@ -201,3 +201,19 @@ def clip_spec_as_manifest(spec: dict[str, Any]) -> dict[str, Any]:
         clip["image"] = Path(spec["reference_image"] or "").name
         clip.update({key: spec[field] for field, key in _IMAGE_KEYS.items() if field in spec})
     return clip
+
+
+# "WxH" in pixels, as config.yaml's generation.resolution spells it.
+RESOLUTION_PATTERN = "^[0-9]+x[0-9]+$"
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``(width, height)`` of ``"512x768"``.
+
+    Raises:
+        ValueError: the text is not two whole numbers joined by ``x``.
+    """
+    width, _, height = text.partition("x")
+    if not all(side.isascii() and side.isdigit() for side in (width, height)):
+        raise ValueError(f"expected WIDTHxHEIGHT such as 512x512, got {text!r}")
+    return int(width), int(height)

@@ -15,7 +15,7 @@ from typing import Any, cast
 from vidgen.config import Settings
 from vidgen.errors import Problem
 from vidgen.naming import project_name
-from vidgen.specs import ClipSpec, GenerationMode
+from vidgen.specs import ClipSpec, GenerationMode, parse_resolution
 from watcher.references import image_problem, locate, probe_video
 from watcher.yaml_lines import PathKey, YamlDocument, format_path
 
@@ -82,7 +82,7 @@ def resolve_size(ctx: Context) -> tuple[int, int]:
     text = ctx.data.get("resolution")
     if text is None:
         return generation.width, generation.height
-    width, height = (int(n) for n in str(text).split("x"))
+    width, height = parse_resolution(str(text))
     if not all(MIN_SIDE <= n <= MAX_SIDE and n % 8 == 0 for n in (width, height)):
         ctx.problem(
             ("resolution",),
