@@ -120,3 +120,19 @@ def test_the_status_page_refuses_to_listen_beyond_loopback_without_a_token(tmp_p
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("vidgen: status.host is 0.0.0.0")
     assert "Traceback" not in done.stderr
+
+
+def test_config_prints_the_settings_in_force(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("generation:\n  resolution: 768x432\n", encoding="utf-8")
+    env = {
+        "VIDGEN_STATUS_PORT": "9001",
+        "VIDGEN_DATABASE_URL": "mysql+pymysql://vidgen:a-password@dbhost/vidgen",
+    }
+    done = _vidgen("config", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["status"]["port"] == 9001
+    assert (shown["generation"]["width"], shown["generation"]["height"]) == (768, 432)
+    assert shown["storage"] == str((tmp_path / "storage").resolve())
+    assert "dbhost/vidgen" in shown["database_url"]
+    assert "a-password" not in done.stdout

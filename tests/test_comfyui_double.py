@@ -1020,7 +1020,8 @@ def _drive_process(process: subprocess.Popen[str]) -> None:
 def _refused(url: str) -> bool:
     try:
         httpx.get(url + "/prompt", timeout=1.0)
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.RemoteProtocolError):
+        # Refused, or (while the server is closing) accepted and dropped without an answer.
         return True
     return False
 

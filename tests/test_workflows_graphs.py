@@ -328,9 +328,7 @@ def test_upscale_refuses_a_scale_the_model_cannot_give() -> None:
 
 # --- interpolate ---------------------------------------------------------------------------------
 
-INTERPOLATE_CASES = list(
-    itertools.product([(24, 3), (30, 4), (60, 8)], RIFE_MODELS)
-)
+INTERPOLATE_CASES = list(itertools.product([(24, 3), (30, 4), (60, 8)], RIFE_MODELS))
 
 
 @pytest.mark.parametrize(("target", "model"), INTERPOLATE_CASES)

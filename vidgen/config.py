@@ -1,225 +1,249 @@
 """Settings: config.yaml (or --config / VIDGEN_CONFIG), then environment overrides, validated once.
 
-The only module that reads ``os.environ``. Everything else is handed a frozen ``Settings``.
+The only module that reads ``os.environ``. Everything else is handed a frozen ``Settings``. Each
+setting is declared once, on its field below (``vidgen.declarations``); the schema, config.yaml's
+text and the environment overrides come from those declarations. ``python -m vidgen.config``
+prints config.yaml, ``--write`` rewrites the repository's copy.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import jsonschema
 import yaml
 
+from vidgen.declarations import (
+    apply_environment,
+    build,
+    environment_names,
+    plain,
+    render,
+    required,
+    schema_of,
+    section,
+    setting,
+)
 from vidgen.errors import ConfigError
+from vidgen.specs import RESOLUTION_PATTERN, parse_resolution
 
 DEFAULT_CONFIG_NAME = "config.yaml"
+REPOSITORY_CONFIG = Path(__file__).resolve().parents[1] / DEFAULT_CONFIG_NAME
 
-_NUMBER = {"type": "number", "exclusiveMinimum": 0}
-_SECONDS = {"type": "number", "minimum": 0}
-_NAME = {"type": "string", "minLength": 1}
 
-_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "database": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"url": {"type": ["string", "null"]}},
-        },
-        "storage": _NAME,
-        "outbox": _NAME,
-        "inboxes": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["path"],
-                "properties": {
-                    "path": _NAME,
-                    "polling": {"type": "boolean"},
-                    "stableSeconds": _SECONDS,
-                    "outbox": {"type": ["string", "null"], "minLength": 1},
-                },
-            },
-        },
-        "intake": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "rescanSeconds": _NUMBER,
-                "missingFilesGraceSeconds": _SECONDS,
-                "pollIntervalSeconds": _NUMBER,
-                "workers": {"type": "integer", "minimum": 1, "maximum": 16},
-            },
-        },
-        "comfyui": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "urls": {"type": "array", "items": _NAME},
-                "requestTimeoutSeconds": _NUMBER,
-                "connectTimeoutSeconds": _NUMBER,
-                "quietSocketSeconds": _NUMBER,
-                "historyRetrySeconds": _SECONDS,
-                "waitForBackendSeconds": _NUMBER,
-                "upscaleChunkFrames": {"type": "integer", "minimum": 1, "maximum": 1024},
-                "promptTimeoutSeconds": _NUMBER,
-            },
-        },
-        "jobs": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "leaseSeconds": _NUMBER,
-                "leaseRenewSeconds": _NUMBER,
-                "pollSeconds": _NUMBER,
-                "maxAttempts": {"type": "integer", "minimum": 1},
-                "retryBackoffSeconds": _SECONDS,
-                "retryBackoffMaxSeconds": _SECONDS,
-                "cpuWorkers": {"type": "integer", "minimum": 0, "maximum": 16},
-            },
-        },
-        "models": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": dict.fromkeys(
-                ("checkpoint", "vae", "motionModule", "ipAdapter", "clipVision", "upscale", "rife"),
-                _NAME,
-            ),
-        },
-        "generation": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "frames": {"type": "integer", "minimum": 8, "maximum": 128},
-                "frameRate": {"type": "integer", "minimum": 1, "maximum": 60},
-                "steps": {"type": "integer", "minimum": 1, "maximum": 150},
-                "cfg": {"type": "number", "minimum": 0, "maximum": 30},
-                "resolution": {"type": "string", "pattern": "^[0-9]+x[0-9]+$"},
-                "negativePrompt": {"type": "string"},
-                "ipAdapterWeight": {"type": "number", "minimum": 0, "maximum": 2},
-            },
-        },
-        "status": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "host": _NAME,
-                "port": {"type": "integer", "minimum": 0, "maximum": 65535},
-                "token": {"type": ["string", "null"]},
-                "threads": {"type": "integer", "minimum": 2, "maximum": 256},
-                "sseMaxSeconds": _NUMBER,
-            },
-        },
-        "logging": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
-                "json": {"type": "boolean"},
-            },
-        },
-    },
-}
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str | None = setting(
+        None,
+        "SQLAlchemy URL; null = SQLite at {storage}/vidgen.db. "
+        "MariaDB: mysql+pymysql://user:pass@host/vidgen?charset=utf8mb4",
+        env="VIDGEN_DATABASE_URL",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class InboxSettings:
-    path: Path
-    polling: bool = False
-    stable_seconds: float = 2.0
-    outbox: Path | None = None
+    path: Path = required("the folder")
+    polling: bool = setting(
+        False, "true for SMB/NFS/CIFS shares, where inotify sees no other host's writes"
+    )
+    stable_seconds: float = setting(
+        2.0, "a file arriving by rename or over a share must keep size+mtime this long", minimum=0
+    )
+    outbox: Path | None = setting(None, "this inbox's own outbox; null = the global one")
 
 
 @dataclass(frozen=True, slots=True)
 class IntakeSettings:
-    rescan_seconds: float = 30.0
-    missing_files_grace_seconds: float = 60.0
-    poll_interval_seconds: float = 1.0
-    workers: int = 2
+    rescan_seconds: float = setting(
+        30.0, "full rescan of every inbox, catching what events missed", exclusive_minimum=0
+    )
+    missing_files_grace_seconds: float = setting(
+        60.0, "how long a manifest waits for the files it names before it is rejected", minimum=0
+    )
+    poll_interval_seconds: float = setting(
+        1.0, "PollingObserver's interval for polling inboxes", exclusive_minimum=0
+    )
+    workers: int = setting(
+        2,
+        "manifests taken at once (one's database round trips overlap another's parsing)",
+        minimum=1,
+        maximum=16,
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class ComfyUISettings:
-    urls: tuple[str, ...] = ("http://127.0.0.1:8188",)
-    request_timeout_seconds: float = 30.0
-    connect_timeout_seconds: float = 5.0
-    quiet_socket_seconds: float = 10.0
-    history_retry_seconds: float = 5.0
-    wait_for_backend_seconds: float = 5.0
-    upscale_chunk_frames: int = 16
-    prompt_timeout_seconds: float = 3600.0
+    urls: tuple[str, ...] = setting(
+        ("http://127.0.0.1:8188",),
+        "one worker per backend (one GPU each)",
+        env="VIDGEN_COMFYUI_URLS",
+        items={"min_length": 1},
+    )
+    request_timeout_seconds: float = setting(
+        30.0, "one HTTP request to ComfyUI", exclusive_minimum=0
+    )
+    connect_timeout_seconds: float = setting(
+        5.0, "opening a connection to ComfyUI", exclusive_minimum=0
+    )
+    quiet_socket_seconds: float = setting(
+        10.0,
+        "a socket quiet this long makes the client ask /history and /queue",
+        exclusive_minimum=0,
+    )
+    history_retry_seconds: float = setting(
+        5.0, "execution_success can come before /history has the outputs", minimum=0
+    )
+    wait_for_backend_seconds: float = setting(
+        5.0,
+        "how often a job waiting for an unreachable backend tries again",
+        exclusive_minimum=0,
+    )
+    upscale_chunk_frames: int = setting(
+        16,
+        "frames per upscale prompt, so a 12 GB card never runs out of memory",
+        minimum=1,
+        maximum=1024,
+    )
+    prompt_timeout_seconds: float = setting(
+        3600.0,
+        "a prompt still running after this long is stopped and its job fails",
+        exclusive_minimum=0,
+    )
+
+    def __post_init__(self) -> None:
+        for url in self.urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"setting comfyui.urls: expected http://host:port, got {url!r}")
+        # One spelling per backend: workers, the catalogue and the health page all key on it.
+        object.__setattr__(self, "urls", tuple(url.rstrip("/") for url in self.urls))
 
 
 @dataclass(frozen=True, slots=True)
 class JobSettings:
-    lease_seconds: float = 60.0
-    lease_renew_seconds: float = 15.0
-    poll_seconds: float = 0.5
-    max_attempts: int = 5
-    retry_backoff_seconds: float = 2.0
-    retry_backoff_max_seconds: float = 60.0
-    cpu_workers: int = 1
+    lease_seconds: float = setting(
+        60.0, "a claimed job belongs to its worker this long unless renewed", exclusive_minimum=0
+    )
+    lease_renew_seconds: float = setting(
+        15.0, "how often a working worker renews its lease", exclusive_minimum=0
+    )
+    poll_seconds: float = setting(
+        0.5, "how often an idle worker looks for work", exclusive_minimum=0
+    )
+    max_attempts: int = setting(5, "tries of a transient failure before the job fails", minimum=1)
+    retry_backoff_seconds: float = setting(2.0, "first retry delay; doubles each try", minimum=0)
+    retry_backoff_max_seconds: float = setting(60.0, "longest retry delay", minimum=0)
+    cpu_workers: int = setting(
+        1,
+        "workers for jobs that need no GPU (imports, FFmpeg exports)",
+        minimum=0,
+        maximum=16,
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class ModelSettings:
-    checkpoint: str = "realisticVisionV51_v51VAE.safetensors"
-    vae: str = "vae-ft-mse-840000-ema-pruned.safetensors"
-    motion_module: str = "mm_sd_v15_v2.ckpt"
-    ip_adapter: str = "ip-adapter-plus_sd15.safetensors"
-    clip_vision: str = "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
-    upscale: str = "RealESRGAN_x4plus.pth"
-    rife: str = "rife47.pth"
+    checkpoint: str = setting("realisticVisionV51_v51VAE.safetensors", min_length=1)
+    vae: str = setting("vae-ft-mse-840000-ema-pruned.safetensors", min_length=1)
+    motion_module: str = setting("mm_sd_v15_v2.ckpt", min_length=1)
+    ip_adapter: str = setting("ip-adapter-plus_sd15.safetensors", min_length=1)
+    clip_vision: str = setting("CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors", min_length=1)
+    upscale: str = setting("RealESRGAN_x4plus.pth", min_length=1)
+    rife: str = setting("rife47.pth", min_length=1)
 
 
 @dataclass(frozen=True, slots=True)
 class GenerationDefaults:
-    frames: int = 16
-    frame_rate: int = 8
-    steps: int = 20
-    cfg: float = 7.5
-    width: int = 512
-    height: int = 512
-    negative_prompt: str = "blurry, low quality, watermark"
-    ip_adapter_weight: float = 0.8
+    frames: int = setting(16, "AnimateDiff frames; clips play at frameRate", minimum=8, maximum=128)
+    frame_rate: int = setting(8, "fps of generated clips", minimum=1, maximum=60)
+    steps: int = setting(20, minimum=1, maximum=150)
+    cfg: float = setting(7.5, minimum=0, maximum=30)
+    resolution: str = setting("512x512", pattern=RESOLUTION_PATTERN)
+    negative_prompt: str = setting("blurry, low quality, watermark")
+    ip_adapter_weight: float = setting(0.8, minimum=0, maximum=2)
+    width: int = field(init=False)  # of resolution, in pixels
+    height: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        width, height = parse_resolution(self.resolution)
+        object.__setattr__(self, "width", width)
+        object.__setattr__(self, "height", height)
 
 
 @dataclass(frozen=True, slots=True)
 class StatusSettings:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    token: str | None = None
-    threads: int = 16
-    sse_max_seconds: float = 300.0
+    host: str = setting(
+        "127.0.0.1", "bound elsewhere, a token is required", env="VIDGEN_STATUS_HOST", min_length=1
+    )
+    port: int = setting(
+        8000, env="VIDGEN_STATUS_PORT", expected="a port number", minimum=0, maximum=65535
+    )
+    token: str | None = setting(
+        None, "bearer token (or ?token= once, kept as a cookie)", env="VIDGEN_STATUS_TOKEN"
+    )
+    threads: int = setting(
+        16,
+        "WSGI threads; each live page holds one for its event stream",
+        minimum=2,
+        maximum=256,
+    )
+    sse_max_seconds: float = setting(
+        300.0,
+        "an event stream closes after this long; the browser reconnects",
+        exclusive_minimum=0,
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class LoggingSettings:
-    level: str = "INFO"
-    json: bool = False
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
+        "INFO", "DEBUG shows every ffmpeg argv and ComfyUI message"
+    )
+    json: bool = setting(False, "JSON lines in storage/logs/vidgen.log instead of readable lines")
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str
-    storage: Path
-    outbox: Path
-    inboxes: tuple[InboxSettings, ...]
-    intake: IntakeSettings = field(default_factory=IntakeSettings)
-    comfyui: ComfyUISettings = field(default_factory=ComfyUISettings)
-    jobs: JobSettings = field(default_factory=JobSettings)
-    models: ModelSettings = field(default_factory=ModelSettings)
-    generation: GenerationDefaults = field(default_factory=GenerationDefaults)
-    status: StatusSettings = field(default_factory=StatusSettings)
-    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    database: DatabaseSettings = section(DatabaseSettings)
+    storage: Path = setting(
+        Path("storage"),
+        "clips, thumbnails, refs, manifests, work files, logs",
+        env="VIDGEN_STORAGE",
+    )
+    outbox: Path = setting(
+        Path("outbox"), "finished videos (an inbox may name its own)", env="VIDGEN_OUTBOX"
+    )
+    inboxes: tuple[InboxSettings, ...] = setting(
+        (InboxSettings(Path("inbox")),),
+        "folders watched for manifests",
+        env="VIDGEN_INBOX",
+        min_items=1,
+    )
+    intake: IntakeSettings = section(IntakeSettings)
+    comfyui: ComfyUISettings = section(ComfyUISettings)
+    jobs: JobSettings = section(JobSettings)
+    models: ModelSettings = section(
+        ModelSettings, "defaults; a clip may name others. The file extension may be left out"
+    )
+    generation: GenerationDefaults = section(
+        GenerationDefaults, "clip defaults a manifest may override"
+    )
+    status: StatusSettings = section(StatusSettings)
+    logging: LoggingSettings = section(LoggingSettings)
+    database_url: str = field(init=False)  # database.url, or SQLite in storage when that is null
+
+    def __post_init__(self) -> None:
+        url = self.database.url or f"sqlite:///{self.storage / 'vidgen.db'}"
+        object.__setattr__(self, "database_url", url)
 
     @property
     def logs_dir(self) -> Path:
@@ -238,6 +262,28 @@ class Settings:
         return (self.outbox, *extra)
 
 
+# What a config file is validated against: the JSON schema the declarations above make.
+SCHEMA = schema_of(Settings)
+
+
+def config_yaml() -> str:
+    """The text of config.yaml: every setting with its default and comment."""
+    variables = ", ".join(environment_names(Settings)) + "."
+    header = [
+        "# vidgen settings. Every key is optional: this file shows each with its default.",
+        "# Relative paths are relative to this file's folder. Environment variables override:",
+        *textwrap.wrap(
+            variables,
+            width=100,
+            initial_indent="# ",
+            subsequent_indent="# ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        ),
+    ]
+    return render(Settings, header)
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -253,13 +299,19 @@ def load_settings(
     """
     env = dict(os.environ if environ is None else environ)
     config_path = _find_config(path, env)
-    raw = _read_yaml(config_path) if config_path else {}
+    # From the defaults in the file's shape, so a default (a relative path too) is read like a value
+    raw = _merge(plain(Settings()), _read_yaml(config_path) if config_path else {})
     if overrides:
         raw = _merge(raw, dict(overrides))
-    raw = _apply_environment(raw, env)
+    raw = apply_environment(Settings, raw, env)
     _validate(raw, config_path)
-    base = config_path.parent if config_path else Path.cwd()
-    return _build(raw, base.resolve())
+    base = (config_path.parent if config_path else Path.cwd()).resolve()
+
+    def resolve(value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else base / path
+
+    return build(Settings, raw, resolve)
 
 
 def _find_config(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
@@ -295,59 +347,11 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _port(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(
-            f"VIDGEN_STATUS_PORT: expected a port number 0..65535, got {value!r}"
-        ) from None
-
-
-def _inboxes(raw: dict[str, Any], value: str) -> list[dict[str, Any]]:
-    """VIDGEN_INBOX replaces the folders; the first inbox's other settings carry over."""
-    template = (raw.get("inboxes") or [{}])[0]
-    template = {k: v for k, v in template.items() if k not in ("path", "outbox")}
-    return [{**template, "path": p} for p in value.split(os.pathsep) if p]
-
-
-# environment variable -> (config section or None for the top level, key, conversion)
-_ENVIRONMENT: dict[str, tuple[str | None, str, Any]] = {
-    "VIDGEN_DATABASE_URL": ("database", "url", str),
-    "VIDGEN_COMFYUI_URLS": (
-        "comfyui",
-        "urls",
-        lambda v: [u.strip() for u in v.split(",") if u.strip()],
-    ),
-    "VIDGEN_OUTBOX": (None, "outbox", str),
-    "VIDGEN_STORAGE": (None, "storage", str),
-    "VIDGEN_STATUS_HOST": ("status", "host", str),
-    "VIDGEN_STATUS_PORT": ("status", "port", _port),
-    "VIDGEN_STATUS_TOKEN": ("status", "token", str),
-}
-
-
-def _apply_environment(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """The one table of environment overrides (``_ENVIRONMENT``, plus VIDGEN_INBOX)."""
-    raw = dict(raw)
-    for variable, (section, key, convert) in _ENVIRONMENT.items():
-        if not (value := env.get(variable)):
-            continue
-        if section is None:
-            raw[key] = convert(value)
-        else:
-            current = raw.get(section)
-            raw[section] = {**(current if isinstance(current, dict) else {}), key: convert(value)}
-    if value := env.get("VIDGEN_INBOX"):
-        raw["inboxes"] = _inboxes(raw, value)
-    return raw
-
-
 def _validate(raw: dict[str, Any], config_path: Path | None) -> None:
-    validator = jsonschema.Draft202012Validator(_SCHEMA)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(SCHEMA).iter_errors(raw)
+    )
     if error is None:
-        _check_urls(raw)
         return
     where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
     source = f"{config_path}: " if config_path else ""
@@ -360,66 +364,17 @@ def _expected(error: jsonschema.ValidationError) -> str:
     return f"{error.message} (got {error.instance!r})"
 
 
-def _check_urls(raw: dict[str, Any]) -> None:
-    for url in raw.get("comfyui", {}).get("urls", []):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"setting comfyui.urls: expected http://host:port, got {url!r}")
-    for key in ("status",):
-        port = raw.get(key, {}).get("port")
-        if port is not None and not isinstance(port, int):
-            raise ConfigError(f"setting {key}.port: expected a port number, got {port!r}")
+def main(argv: list[str] | None = None) -> int:
+    """Print config.yaml as the declarations make it, or (``--write``) rewrite the repository's."""
+    parser = argparse.ArgumentParser(prog="python -m vidgen.config", description=main.__doc__)
+    parser.add_argument("--write", action="store_true", help=f"rewrite {REPOSITORY_CONFIG}")
+    arguments = parser.parse_args(argv)
+    if arguments.write:
+        REPOSITORY_CONFIG.write_text(config_yaml(), encoding="utf-8")
+    else:
+        sys.stdout.write(config_yaml())
+    return 0
 
 
-def _build(raw: dict[str, Any], base: Path) -> Settings:
-    def resolve(value: str) -> Path:
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else (base / path)
-
-    storage = resolve(raw.get("storage", "storage"))
-    database_url = (raw.get("database") or {}).get("url") or f"sqlite:///{storage / 'vidgen.db'}"
-    inbox_rows = raw.get("inboxes") or [{"path": "inbox"}]
-    inboxes = tuple(
-        InboxSettings(
-            path=resolve(row["path"]),
-            polling=row.get("polling", False),
-            stable_seconds=float(row.get("stableSeconds", 2.0)),
-            outbox=resolve(row["outbox"]) if row.get("outbox") else None,
-        )
-        for row in inbox_rows
-    )
-    generation = raw.get("generation", {})
-    width, height = (int(n) for n in generation.get("resolution", "512x512").split("x"))
-    return Settings(
-        database_url=database_url,
-        storage=storage,
-        outbox=resolve(raw.get("outbox", "outbox")),
-        inboxes=inboxes,
-        intake=IntakeSettings(**_snake(raw.get("intake", {}))),
-        comfyui=_comfyui(raw.get("comfyui", {})),
-        jobs=JobSettings(**_snake(raw.get("jobs", {}))),
-        models=ModelSettings(**_snake(raw.get("models", {}))),
-        generation=GenerationDefaults(
-            width=width,
-            height=height,
-            **_snake({k: v for k, v in generation.items() if k != "resolution"}),
-        ),
-        status=StatusSettings(**_snake(raw.get("status", {}))),
-        logging=LoggingSettings(**_snake(raw.get("logging", {}))),
-    )
-
-
-def _comfyui(section: dict[str, Any]) -> ComfyUISettings:
-    values = _snake(section)
-    if "urls" in values:
-        values["urls"] = tuple(u.rstrip("/") for u in values["urls"])
-    return ComfyUISettings(**values)
-
-
-def _snake(section: dict[str, Any]) -> dict[str, Any]:
-    """camelCase keys of config.yaml to the dataclasses' snake_case fields."""
-    out: dict[str, Any] = {}
-    for key, value in section.items():
-        snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
-        out[snake] = value
-    return out
+if __name__ == "__main__":
+    sys.exit(main())

@@ -129,15 +129,18 @@ class InstalledModels:
         )
 
 
+RESOLUTION_PATTERN = "^[0-9]+x[0-9]+$"
+
+
 def parse_resolution(text: str) -> tuple[int, int]:
-    """``"512x288"`` → ``(512, 288)``; the schemas have checked the shape already.
+    """``(width, height)`` of ``"512x768"``.
 
     Raises:
-        ValueError: not two whole numbers joined by ``x``.
+        ValueError: the text is not two whole numbers joined by ``x``.
     """
-    width, separator, height = text.partition("x")
-    if not separator:
-        raise ValueError(f"expected WIDTHxHEIGHT, got {text!r}")
+    width, _, height = text.partition("x")
+    if not all(side.isascii() and side.isdigit() for side in (width, height)):
+        raise ValueError(f"expected WIDTHxHEIGHT such as 512x512, got {text!r}")
     return int(width), int(height)
 
 
@@ -375,3 +378,6 @@ def clip_spec_as_manifest(spec: ClipSpec) -> dict[str, Any]:
         clip["image"] = Path(spec.reference_image or "").name
         clip.update({key: values[name] for name, key in _IMAGE_KEYS.items()})
     return clip
+
+
+# "WxH" in pixels, as config.yaml's generation.resolution spells it.

@@ -104,7 +104,11 @@ def _convert_rows() -> None:
 def _split(
     job_type: str, settings: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(the request, the recorded outputs, the prompt sent) of an old ``jobSettings``."""
+    """(the request, the recorded outputs, the prompt sent) of an old ``jobSettings``.
+
+    Written out here rather than calling vidgen's own code, so the migration keeps doing what
+    it did when later versions change that code.
+    """
     outputs = dict(settings.pop("outputs", None) or {})
     sent = dict(settings.pop("submitted", None) or {})
     if job_type != "generate":
