@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 
+from status.context import status_context
 from status.serialize import job_detail_json, page_json, project_detail_json, project_json
 from vidgen.db.queries import get_job, get_project, list_jobs, list_projects
 
@@ -23,26 +24,26 @@ def page_arguments() -> tuple[int, int]:
 @bp.get("/jobs")
 def jobs() -> Response:
     page, per_page = page_arguments()
-    return jsonify(page_json(list_jobs(current_app.extensions["vidgen.database"], page, per_page)))
+    return jsonify(page_json(list_jobs(status_context().database, page, per_page)))
 
 
 @bp.get("/jobs/<job_id>")
 def job(job_id: str) -> Response:
-    detail = get_job(current_app.extensions["vidgen.database"], job_id)
+    detail = get_job(status_context().database, job_id)
     if detail is None:
         abort(404, description="There is no job with this id.")
-    return jsonify(job_detail_json(detail, current_app.extensions["vidgen.file_roots"]))
+    return jsonify(job_detail_json(detail, status_context().file_roots))
 
 
 @bp.get("/projects")
 def projects() -> Response:
-    found = list_projects(current_app.extensions["vidgen.database"])
+    found = list_projects(status_context().database)
     return jsonify({"projects": [project_json(project) for project in found]})
 
 
 @bp.get("/projects/<project_name>")
 def project(project_name: str) -> Response:
-    detail = get_project(current_app.extensions["vidgen.database"], project_name)
+    detail = get_project(status_context().database, project_name)
     if detail is None:
         abort(404, description="There is no project with this name.")
-    return jsonify(project_detail_json(detail, current_app.extensions["vidgen.file_roots"]))
+    return jsonify(project_detail_json(detail, status_context().file_roots))

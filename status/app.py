@@ -14,6 +14,7 @@ from jinja2 import StrictUndefined
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
 from status import api, events, files, health, pages, security
+from status.context import EXTENSION, StatusContext
 from status.events import ChangeFeed
 from status.files import FileRoots
 from status.health import BackendProbe, FFmpegVersion, comfyui_probes
@@ -58,18 +59,16 @@ def create_app(
     app.jinja_env.undefined = StrictUndefined
     # "/files//etc/passwd" must stay a request for a bad name (404), not become a redirect.
     app.url_map.merge_slashes = False
-    app.extensions.update(
-        {
-            "vidgen.settings": settings,
-            "vidgen.database": database,
-            "vidgen.file_roots": FileRoots.from_settings(settings),
-            "vidgen.feed": ChangeFeed(database),
-            "vidgen.ffmpeg": FFmpegVersion(),
-            "vidgen.backend_probes": list(
-                backend_probes if backend_probes is not None else comfyui_probes(settings.comfyui)
-            ),
-            "vidgen.rejected_lister": rejected_lister or inbox_rejected_lister(settings),
-        }
+    app.extensions[EXTENSION] = StatusContext(
+        settings=settings,
+        database=database,
+        file_roots=FileRoots.from_settings(settings),
+        feed=ChangeFeed(database),
+        ffmpeg=FFmpegVersion(),
+        backend_probes=list(
+            backend_probes if backend_probes is not None else comfyui_probes(settings.comfyui)
+        ),
+        rejected_lister=rejected_lister or inbox_rejected_lister(settings),
     )
     security.install(app, settings)
     for blueprint in (pages.bp, api.bp, events.bp, files.bp, health.bp):

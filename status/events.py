@@ -20,8 +20,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
+from status.context import status_context
 from status.serialize import job_json
 from vidgen.db.models import JobStatus
 from vidgen.db.queries import JobSummary, changes_since, latest_job_update, list_live_jobs
@@ -246,15 +247,12 @@ def stream(
 
 @bp.get("/api/events")
 def events() -> Response:
-    app = current_app
-    feed: ChangeFeed = app.extensions["vidgen.feed"]
-    settings = app.extensions["vidgen.settings"]
+    context = status_context()
+    feed, settings = context.feed, context.settings
     # Subscribe before reading the snapshot, so nothing written in between is lost.
     subscription = feed.subscribe()
     try:
-        snapshot = initial_state(
-            app.extensions["vidgen.database"], request.headers.get("Last-Event-ID")
-        )
+        snapshot = initial_state(context.database, request.headers.get("Last-Event-ID"))
     except BaseException:
         feed.unsubscribe(subscription)
         raise

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, current_app, send_file
+from flask import Blueprint, Response, abort, send_file
 
+from status.context import status_context
 from vidgen.config import Settings
 
 bp = Blueprint("files", __name__)
@@ -113,7 +114,7 @@ def content_type(path: Path) -> str | None:
 
 @bp.get("/files/<path:url_path>")
 def serve_file(url_path: str) -> Response:
-    roots: FileRoots = current_app.extensions["vidgen.file_roots"]
+    roots: FileRoots = status_context().file_roots
     path = roots.resolve(url_path)
     if path is None:
         abort(404)

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
+from status.context import status_context
 from vidgen.config import ComfyUISettings, Settings
 from vidgen.db.session import Database
 from vidgen.errors import VidgenError
@@ -182,11 +183,9 @@ def _degraded(report: dict[str, Any]) -> str | None:
 
 @bp.get("/health")
 def health() -> tuple[Response, int]:
+    context = status_context()
     report, usable = check_health(
-        current_app.extensions["vidgen.settings"],
-        current_app.extensions["vidgen.database"],
-        current_app.extensions["vidgen.backend_probes"],
-        current_app.extensions["vidgen.ffmpeg"],
+        context.settings, context.database, context.backend_probes, context.ffmpeg
     )
     response = jsonify(report)
     response.headers["Cache-Control"] = "no-store"

@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, render_template, request
 
 from status import present
 from status.api import page_arguments
-from status.files import FileRoots
+from status.context import status_context
 from status.health import folder_state
 from vidgen.db.queries import get_job, get_project, list_jobs, list_projects
 
@@ -22,8 +22,7 @@ bp = Blueprint("pages", __name__)
 
 @bp.app_template_filter("file_url")
 def file_url(path: str | None) -> str | None:
-    roots: FileRoots = current_app.extensions["vidgen.file_roots"]
-    return roots.url_path(path)
+    return status_context().file_roots.url_path(path)
 
 
 bp.add_app_template_filter(present.when, "when")
@@ -36,19 +35,19 @@ bp.add_app_template_filter(present.pretty_json, "pretty_json")
 @bp.get("/")
 def jobs() -> str:
     page, per_page = page_arguments()
-    job_page = list_jobs(current_app.extensions["vidgen.database"], page, per_page)
+    job_page = list_jobs(status_context().database, page, per_page)
     return render_template("jobs.html", page=job_page, live=True)
 
 
 @bp.get("/projects")
 def projects() -> str:
-    found = list_projects(current_app.extensions["vidgen.database"])
+    found = list_projects(status_context().database)
     return render_template("projects.html", projects=found)
 
 
 @bp.get("/projects/<project_name>")
 def project(project_name: str) -> str:
-    detail = get_project(current_app.extensions["vidgen.database"], project_name)
+    detail = get_project(status_context().database, project_name)
     if detail is None:
         abort(404, description="There is no project with this name.")
     return render_template("project.html", detail=detail, live=True)
@@ -56,7 +55,7 @@ def project(project_name: str) -> str:
 
 @bp.get("/jobs/<job_id>")
 def job(job_id: str) -> str:
-    detail = get_job(current_app.extensions["vidgen.database"], job_id)
+    detail = get_job(status_context().database, job_id)
     if detail is None:
         abort(404, description="There is no job with this id.")
     now = datetime.now(UTC)
@@ -71,12 +70,12 @@ def job(job_id: str) -> str:
 
 @bp.get("/rejected")
 def rejected() -> str:
-    items = current_app.extensions["vidgen.rejected_lister"]()
+    items = status_context().rejected_lister()
     return render_template("rejected.html", items=items, inboxes=_inbox_names())
 
 
 def _inbox_names() -> list[str]:
-    settings = current_app.extensions["vidgen.settings"]
+    settings = status_context().settings
     return [inbox.path.name for inbox in settings.inboxes]
 
 
@@ -88,7 +87,7 @@ def navigation() -> dict[str, Any]:
 def _inbox_outages() -> list[str]:
     """Inboxes vidgen cannot use now (a share unmounted, the network down): every page says
     so, since on a share nothing else would tell the people dropping files there."""
-    settings = current_app.extensions["vidgen.settings"]
+    settings = status_context().settings
     return [
         inbox.path.name
         for inbox in settings.inboxes

@@ -13,6 +13,7 @@ import waitress  # type: ignore[import-untyped]  # waitress ships no type inform
 from waitress import wasyncore
 
 from status.app import create_app
+from status.context import status_context
 from status.events import ChangeFeed
 from status.health import BackendProbe
 from status.rejected import RejectedLister
@@ -56,7 +57,7 @@ def serve(
         while not stop_event.is_set():
             wasyncore.loop(timeout=LOOP_SECONDS, map=socket_map, count=1)
     finally:
-        feed: ChangeFeed = app.extensions["vidgen.feed"]
+        feed: ChangeFeed = status_context(app).feed
         feed.stop()
         server.task_dispatcher.shutdown(timeout=SHUTDOWN_SECONDS)
         wasyncore.close_all(socket_map, ignore_all=True)

@@ -23,6 +23,7 @@ from rich.console import Console
 from werkzeug.test import TestResponse
 
 from status import create_app, print_jobs, serve
+from status.context import status_context
 from status.health import BackendHealth
 from status.rejected import RejectedManifest
 from tests.comfyui_double import ComfyUIDouble
@@ -72,7 +73,7 @@ def app(settings: Settings, database: Database) -> Iterator[Flask]:
     quick = replace(settings, status=replace(settings.status, sse_max_seconds=1.0))
     app = create_app(quick, database)
     yield app
-    app.extensions["vidgen.feed"].stop()
+    status_context(app).feed.stop()
 
 
 @pytest.fixture
@@ -562,7 +563,7 @@ def test_every_page_says_when_an_inbox_is_unavailable(
         share.mkdir()
         assert "is unavailable" not in _text(app.test_client().get("/"))
     finally:
-        app.extensions["vidgen.feed"].stop()
+        status_context(app).feed.stop()
 
 
 # --- server-sent events ---------------------------------------------------------------------------
@@ -617,7 +618,7 @@ def test_events_stream_a_progress_change_and_the_completion(
             break
     assert ("completed", 100.0) in kinds
     response.close()
-    app.extensions["vidgen.feed"].stop()
+    status_context(app).feed.stop()
 
 
 def test_a_reconnecting_client_gets_what_it_missed(
@@ -646,7 +647,7 @@ def test_too_many_streams_turn_into_slow_polls(
     assert seeded.running_job_id in second
     assert "retry: " in second
     first.close()
-    app.extensions["vidgen.feed"].stop()
+    status_context(app).feed.stop()
 
 
 def test_a_client_that_leaves_frees_its_stream(
