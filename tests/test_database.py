@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from tests.fixtures.pipeline import placed_clip, sample_request
+from tests.mariadb import own_database
 from vidgen.db.claims import claim_next
 from vidgen.db.counters import allocate_index
 from vidgen.db.jobs import add_generate_job, complete_generate, fail
-from vidgen.db.models import Clip, ClipStatus, Job, JobStatus, Project, RunsOn
+from vidgen.db.models import Clip, ClipStatus, ComfyPrompt, Job, JobStatus, Project, RunsOn
 from vidgen.db.session import Database, open_database, upgrade
 from vidgen.db.types import U64_MAX
+from vidgen.specs import (
+    ClipSpec,
+    ExportRequest,
+    ExportSpec,
+    GenerateRequest,
+    GenerationMode,
+    JobOutputs,
+    OutputFormat,
+)
 
 
 def _project(database: Database, name: str = "summerTrip") -> str:
@@ -160,3 +172,95 @@ def test_models_and_migrations_agree(
     with chosen.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.check(config)  # raises when autogenerate would change the schema
+
+
+def _fresh_database(backend: str, mariadb_url: str, tmp_path: Path) -> Database:
+    if backend == "sqlite":
+        return open_database(f"sqlite:///{tmp_path / 'old.db'}")
+    url = own_database(mariadb_url, "migration")
+    database = open_database(url)
+    with database.engine.begin() as connection:
+        name = database.engine.url.database
+        connection.execute(text(f"DROP DATABASE `{name}`"))
+        connection.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    database.dispose()
+    return open_database(url)
+
+
+def _migrate(database: Database, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from vidgen.db.session import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+_OLD_ROWS = """
+INSERT INTO project (id, projectName, displayName, description, resolution, frameRate,
+    projectStatus, outboxPath, createdAt, updatedAt)
+VALUES ('p1', 'old', 'Old', '', '512x288', 8, 'active', '', :now, :now);
+INSERT INTO job (id, projectId, jobType, runsOn, inputClipIds, jobSettings, dependsOn,
+    progressPercent, currentStage, jobStatus, attempts, comfyPromptId, comfyBackend,
+    cancelRequested, createdAt, updatedAt)
+VALUES ('g1', 'p1', 'generate', 'comfyui', '["c1"]', :generate, '[]', 0, 'active', 'active', 1,
+    'prompt-1', 'http://gpu:8188', 0, :now, :now);
+INSERT INTO job (id, projectId, jobType, runsOn, inputClipIds, jobSettings, dependsOn,
+    progressPercent, currentStage, jobStatus, attempts, cancelRequested, createdAt, updatedAt)
+VALUES ('e1', 'p1', 'export', 'cpu', '["c1"]', :export, '[]', 0, 'queued', 'queued', 0, 0,
+    :now, :now)
+"""
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "sqlite"])
+def test_migration_0003_keeps_the_request_and_moves_what_the_job_made(
+    backend: str, mariadb_url: str, tmp_path: Path
+) -> None:
+    database = _fresh_database(backend, mariadb_url, tmp_path)
+    _migrate(database, "0002")
+    clip = ClipSpec("clip1", GenerationMode.TEXT_TO_VIDEO, "fox", seed=7)
+    export = ExportSpec(format=OutputFormat.WEBM)
+    graph = {"1": {"class_type": "KSampler", "inputs": {}}}
+    generate = {
+        **GenerateRequest(clip).to_json(),
+        "submitted": {"promptId": "prompt-1", "backend": "http://gpu:8188", "graph": graph},
+        "outputs": {"clip": "/s/old/clips/c.mp4", "thumbnail": "/s/old/thumbnails/t.jpg"},
+    }
+    old_export = {
+        "export": export.to_json(),
+        "outbox": "/outbox",
+        "resolution": "512x288",
+        "frameRate": 8,
+        "outputs": {"export": "/outbox/x.webm"},
+    }
+    with database.engine.begin() as connection:
+        for statement in _OLD_ROWS.split(";"):
+            connection.execute(
+                text(statement),
+                {
+                    "now": datetime(2026, 11, 30),  # noqa: DTZ001 (the columns hold naive UTC)
+                    "generate": json.dumps(generate),
+                    "export": json.dumps(old_export),
+                },
+            )
+    _migrate(database, "head")
+    with database.session() as session:
+        generate_job = session.get_one(Job, "g1")
+        export_job = session.get_one(Job, "e1")
+        assert GenerateRequest.from_json(generate_job.job_settings) == GenerateRequest(clip)
+        assert set(generate_job.job_settings) == {"clip"}
+        assert JobOutputs.from_json(generate_job.job_outputs) == JobOutputs(
+            clip="/s/old/clips/c.mp4", thumbnail="/s/old/thumbnails/t.jpg"
+        )
+        assert ExportRequest.from_json(export_job.job_settings) == ExportRequest(
+            export, "/outbox", 512, 288, 8
+        )
+        assert JobOutputs.from_json(export_job.job_outputs).export == "/outbox/x.webm"
+        (prompt,) = session.scalars(select(ComfyPrompt))
+        assert (prompt.id, prompt.job_id, prompt.step) == ("prompt-1", "g1", "clip")
+        assert (prompt.backend, prompt.graph) == ("http://gpu:8188", graph)
+    database.dispose()

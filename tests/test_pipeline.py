@@ -4,6 +4,7 @@ ffmpeg; ComfyUI through the double)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from tests.fixtures.media import MakeClip, make_image
 from tests.fixtures.pipeline import wait_for
 from vidgen.config import Settings
 from vidgen.db.models import Clip, Job
-from vidgen.db.session import Database
+from vidgen.db.session import Database, open_database
 from vidgen.ffmpeg import probe
 from vidgen.runtime import Part, Services, start
 
@@ -169,3 +170,75 @@ def test_the_imported_clip_alone_is_delivered_as_it_is(
     outputs = wait_for(lambda: _outputs(settings.outbox, ".mp4"), timeout=60, what="the video")
     info = probe(outputs[0])
     assert (info.width, info.height, info.frame_count, info.fps) == (320, 240, 10, 10.0)
+
+
+_GPU_EXPORT = (
+    "project: Twice\nresolution: 64x64\ndefaults: {steps: 2, frames: 8}\nclips:\n"
+    "  - {prompt: one, seed: 1}\n  - {prompt: two, seed: 2}\n"
+    "export:\n  upscale: {scale: 2, engine: comfyui}\n  interpolate: {fps: 24, engine: comfyui}\n"
+    "  quality: draft\n"
+)
+
+
+def _settings_on(backend: str, database: Database, tmp_path: Path, url: str) -> Settings:
+    database_url = _url(database) if backend == "mariadb" else f"sqlite:///{tmp_path / 'v.db'}"
+    # Chunks of 6 frames: the 16 joined frames go to Real-ESRGAN in three prompts.
+    comfy = {"urls": [url], "upscaleChunkFrames": 6}
+    return make_settings(tmp_path, database_url, comfyui=comfy)
+
+
+def _stored_manifests(settings: Settings, project: str) -> list[Path]:
+    return sorted((settings.storage / project / "manifests").glob(f"*_{project}_manifest_*.yaml"))
+
+
+def _job_count(settings: Settings) -> int:
+    database = open_database(settings.database_url)
+    try:
+        with database.session() as session:
+            return session.query(Job).count()
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize("backend", ["mariadb", "sqlite"])
+def test_an_unchanged_manifest_dropped_again_after_its_export_queues_and_writes_nothing(
+    backend: str,
+    comfyui: ComfyUIDouble,
+    database: Database,
+    tmp_path: Path,
+    start_vidgen: StartVidgen,
+) -> None:
+    settings = _settings_on(backend, database, tmp_path, comfyui.url)
+    inbox = settings.inboxes[0].path
+    start_vidgen(settings)
+    _drop(inbox, "twice.yaml", _GPU_EXPORT)
+    wait_for(lambda: _outputs(settings.outbox, ".mp4"), timeout=120, what="the export")
+    # Two clips, three Real-ESRGAN chunks and RIFE.
+    assert len(comfyui.prompts_received) == 6
+    jobs_before = _job_count(settings)
+    _drop(inbox, "twice.yaml", _GPU_EXPORT)
+    wait_for(lambda: len(_stored_manifests(settings, "twice")) == 2, what="the second drop")
+    assert _job_count(settings) == jobs_before
+    assert len(comfyui.prompts_received) == 6
+    assert [p.name[8:] for p in _outputs(settings.outbox, ".mp4")] == ["_twice_export_001.mp4"]
+
+
+def test_changing_only_the_export_queues_one_export_and_no_clip(
+    comfyui: ComfyUIDouble, database: Database, tmp_path: Path, start_vidgen: StartVidgen
+) -> None:
+    settings = _settings_on("mariadb", database, tmp_path, comfyui.url)
+    inbox = settings.inboxes[0].path
+    start_vidgen(settings)
+    _drop(inbox, "twice.yaml", _GPU_EXPORT)
+    wait_for(lambda: _outputs(settings.outbox, ".mp4"), timeout=120, what="the export")
+    jobs_before = _job_count(settings)
+    _drop(inbox, "twice.yaml", _GPU_EXPORT.replace("quality: draft", "quality: high"))
+    exports = wait_for(
+        lambda: len(_outputs(settings.outbox, ".mp4")) == 2 and _outputs(settings.outbox, ".mp4"),
+        timeout=120,
+        what="the second export",
+    )
+    assert [p.name[8:] for p in exports] == ["_twice_export_001.mp4", "_twice_export_002.mp4"]
+    assert _job_count(settings) == jobs_before + 1
+    samplers = [p for p in comfyui.prompts_received if '"KSampler"' in json.dumps(p.prompt)]
+    assert len(samplers) == 2  # the clips were not generated again

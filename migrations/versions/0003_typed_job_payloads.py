@@ -50,8 +50,17 @@ def upgrade() -> None:
     with op.batch_alter_table("job", schema=None) as batch_op:
         batch_op.add_column(sa.Column("jobOutputs", sa.JSON(), nullable=True))
     _convert_rows()
+    _drop_job_column("comfyPromptId")
+
+
+def _drop_job_column(name: str) -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        # Alembic's batch mode would rebuild the table and drop the old one, which SQLite's
+        # foreign keys refuse while log lines refer to its jobs; SQLite 3.35+ drops in place.
+        op.execute(f'ALTER TABLE job DROP COLUMN "{name}"')
+        return
     with op.batch_alter_table("job", schema=None) as batch_op:
-        batch_op.drop_column("comfyPromptId")
+        batch_op.drop_column(name)
 
 
 def _convert_rows() -> None:
@@ -121,7 +130,7 @@ def _split(
 def downgrade() -> None:
     with op.batch_alter_table("job", schema=None) as batch_op:
         batch_op.add_column(sa.Column("comfyPromptId", sa.String(length=64), nullable=True))
-        batch_op.drop_column("jobOutputs")
+    _drop_job_column("jobOutputs")
     with op.batch_alter_table("comfy_prompt", schema=None) as batch_op:
         batch_op.drop_index("ix_comfy_prompt_job")
     op.drop_table("comfy_prompt")
