@@ -2,7 +2,7 @@
 
 The presets and their reasoning are in docs/export.md; the cost and size figures were measured
 on the 2-core reference machine (bench/export_bench.py) and only weight progress and estimates.
-Every output is silent (``-an``): DESIGN.md drops audio.
+Every output is silent (``-an``): an imported clip's audio is dropped (docs/architecture.md).
 """
 
 from __future__ import annotations

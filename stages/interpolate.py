@@ -2,8 +2,9 @@
 
 Both keep the clip's duration exactly, so 16 frames at 8 fps become 48 frames / 2.000 s at 24 fps:
 
-- minterpolate alone drops the end (16 frames at 8 fps give 43 frames, 1.792 s; TOOLCHAIN.md §4),
-  so the last frame is held two frame times longer (``tpad``) and the result trimmed back.
+- minterpolate alone drops the end (16 frames at 8 fps give 43 frames, 1.792 s;
+  docs/testing.md#ffmpeg-facts-the-tests-rely-on), so the last frame is held two frame times longer
+  (``tpad``) and the result trimmed back.
 - RIFE returns ``(n-1)*m+1`` frames for ``n`` in (16 -> 46 at m=3; the multiplier and the count
   are ``workflows.interpolate``'s): the last frame is held for ``m-1`` more frames, and a target
   that is no whole multiple of the source rate is reached by interpolating to the next multiple up

@@ -4,7 +4,8 @@
   packets can be stream-copied (no re-encode, no quality loss, well under a second).
 - otherwise one filter graph: every clip is normalised to the project's size and rate (fit inside
   and pad, ``fps``, ``settb=AVTB``, ``format=yuv420p``, ``setsar=1``: xfade refuses inputs whose
-  timebases differ, TOOLCHAIN.md §4), then joined with ``concat`` or a chain of ``xfade``.
+  timebases differ, docs/testing.md#ffmpeg-facts-the-tests-rely-on), then joined with ``concat`` or
+  a chain of ``xfade``.
 
 A transition overlaps neighbours, so the joined length is the sum of the clips minus one
 transition per join, and xfade ``k`` starts at ``sum of the first k lengths - k * duration``.

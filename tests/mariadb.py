@@ -1,5 +1,5 @@
-"""A throwaway MariaDB server in a temporary folder (TOOLCHAIN.md §2: ready in a fraction of a
-second), for the test suite and the benchmarks, so neither touches a shared database."""
+"""A throwaway MariaDB server in a temporary folder (docs/testing.md#mariadb: ready in a fraction of
+a second), for the test suite and the benchmarks, so neither touches a shared database."""
 
 from __future__ import annotations
 

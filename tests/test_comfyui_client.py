@@ -56,7 +56,7 @@ from workflows.progress import ProgressTracker
 
 T = TypeVar("T")
 
-# --- parsing, on the shapes of the captures in comfyui/examples ----------------------------------
+# --- parsing, on the shapes of the captures in comfyui_double/captured ----------------------------
 
 
 def test_rejection_names_each_node_its_type_input_and_message() -> None:

@@ -1,4 +1,4 @@
-"""Project names and conventional file names (DESIGN.md, Naming)."""
+"""Project names and conventional file names (docs/architecture.md, "File names")."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
 """Every graph vidgen can build validates against the bundled node schemas, and says what we meant.
 
 The schema check here is written independently of ``workflows.graph.check_graph`` (and of the
-ComfyUI double's validator): it follows ComfyUI's own rules as API.md §3 describes them, including
-the file choices, which the bundled object_info fills with the capture machine's placeholder files
-and uploads (``ref.png``, ``clip.mp4``), so the graphs below use those names.
+ComfyUI double's validator): it follows ComfyUI's own rules as docs/comfyui.md#submitting-a-prompt
+describes them, including the file choices, which the bundled object_info fills with the capture
+machine's placeholder files and uploads (``ref.png``, ``clip.mp4``), so the graphs below use those
+names.
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ REFERENCE = "ref.png"
 VIDEO = "clip.mp4"
 
 
-# --- an independent validator, after API.md §3 ---------------------------------------------------
+# --- an independent validator, after docs/comfyui.md#submitting-a-prompt --------------------------
 
 
 def schema_problems(graph: dict[str, Any]) -> list[str]:
-    """What ComfyUI's /prompt validation would object to, following API.md §3.1 case by case."""
+    """What ComfyUI's /prompt validation would object to, following
+    docs/comfyui.md#submitting-a-prompt case by case."""
     problems: list[str] = []
     outputs = [n for n in graph.values() if OBJECT_INFO.get(n["class_type"], {}).get("output_node")]
     if not outputs:
@@ -430,7 +432,8 @@ def test_check_graph_leaves_model_files_to_a_live_backend() -> None:
         ClipSpec(**{**_fields(spec), "checkpoint": "mine.safetensors"}), JOB_ID, "refs/other.png"
     )
     assert check_graph(graph, OBJECT_INFO) == []
-    # An uploaded file outside the list is fine: LoadImage checks that it exists (API.md §3.1).
+    # An uploaded file outside the list is fine: LoadImage checks that it exists
+    # (docs/comfyui.md#submitting-a-prompt).
     assert check_graph(graph, OBJECT_INFO, check_models=True) == [
         "node 1 (CheckpointLoaderSimple), input 'ckpt_name': 'mine.safetensors' is not one of "
         "['realisticVisionV51_v51VAE.safetensors', 'v1-5-pruned-emaonly.safetensors']",

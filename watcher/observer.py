@@ -2,10 +2,10 @@
 file is complete and hands it to ``Intake`` on a small pool (``intake.workers``), so that one
 manifest's database round trips overlap another's parsing.
 
-Events are hints (TOOLCHAIN.md §8). Locally a closed write (``FileClosedEvent``) means complete;
-a file that arrives by rename or over a share (no close event; PollingObserver never sends one)
-must keep its size and mtime for the inbox's ``stableSeconds``. A full rescan at start and every
-``rescanSeconds`` catches what events missed, and notices an inbox that went away (an outage:
+Events are hints (docs/intake-notes.md). Locally a closed write (``FileClosedEvent``) means
+complete; a file that arrives by rename or over a share (no close event; PollingObserver never sends
+one) must keep its size and mtime for the inbox's ``stableSeconds``. A full rescan at start and
+every ``rescanSeconds`` catches what events missed, and notices an inbox that went away (an outage:
 logged once, nothing destructive done) or came back.
 """
 

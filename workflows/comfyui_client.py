@@ -3,7 +3,7 @@
 One ``ComfyUIClient`` per backend, used by that backend's worker thread. It returns the dataclasses
 of ``workflows.comfyui_types`` and raises only ``VidgenError``s: every httpx, websockets and socket
 error becomes ``ComfyUIUnavailable`` (retryable). Each workaround names the trap it answers, from
-``comfyui/API.md`` and DESIGN.md's "Known traps".
+docs/comfyui.md#traps.
 
 The socket is advisory; ``/queue`` and ``/history`` are the truth. A background thread keeps one
 socket per client (reconnecting with the same ``clientId``) and files each event under its prompt
@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 _FOREIGN_POLL_S = 1.0
 _RECONNECT_MIN_S = 0.2
 _RECONNECT_MAX_S = 5.0
-# Previews are ~40 kB JPEGs (API.md §11.3); this only guards against a runaway frame.
+# Previews are ~40 kB JPEGs (docs/comfyui.md#measured); this only guards against a runaway frame.
 _MAX_MESSAGE_BYTES = 64 * 2**20
 _DOWNLOAD_CHUNK_BYTES = 2**20
 _VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".mkv")
@@ -105,7 +105,8 @@ class _SocketReader:
 
     def _listen(self) -> bool:
         """Read until the socket closes; True when it was open at all."""
-        # No proxy: ComfyUI is on this machine or its network (DESIGN.md), never behind a proxy.
+        # No proxy: ComfyUI is on this machine or its network (docs/architecture.md), never behind a
+        # proxy.
         with connect(
             self._url,
             open_timeout=self._open_timeout_s,
@@ -137,8 +138,8 @@ class ComfyUIClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.settings = settings
-        # Trap: events reach only the socket whose clientId is the prompt's client_id (API.md
-        # §6.4), so this one id goes on the socket and on every prompt.
+        # Trap: events reach only the socket whose clientId is the prompt's client_id
+        # (docs/comfyui.md#traps), so this one id goes on the socket and on every prompt.
         self.client_id = client_id or uuid.uuid4().hex
         timeout = httpx.Timeout(
             settings.request_timeout_seconds, connect=settings.connect_timeout_seconds
@@ -182,7 +183,7 @@ class ComfyUIClient:
         return True
 
     def object_info(self) -> dict[str, Any]:
-        """Every node's schema, as ``/object_info`` gives it (API.md §7)."""
+        """Every node's schema, as ``/object_info`` gives it (docs/comfyui.md#endpoints)."""
         return self._get_json("/object_info")
 
     def installed_models(self) -> InstalledModels:
@@ -196,9 +197,9 @@ class ComfyUIClient:
     def upload(self, path: Path, name: str) -> str:
         """Upload a file into ComfyUI's input folder; returns the name to put in a graph.
 
-        ``name`` should carry the job id. Trap (API.md §5): the answer's name may differ from the
-        one sent (a clash with other bytes is stored as ``name (1).ext``), so only it is used,
-        with its subfolder in front when there is one. ``overwrite`` stays false so we never
+        ``name`` should carry the job id. Trap (docs/comfyui.md#files): the answer's name may differ
+        from the one sent (a clash with other bytes is stored as ``name (1).ext``), so only it is
+        used, with its subfolder in front when there is one. ``overwrite`` stays false so we never
         replace a file another job's graph names.
         """
         try:
@@ -274,8 +275,9 @@ class ComfyUIClient:
             )
         answer = self._json(response)
         if answer.get("node_errors"):
-            # A partly valid graph is queued without its bad outputs (API.md §3); ours have one
-            # output each, so take it back (it may already run) and report it rejected.
+            # A partly valid graph is queued without its bad outputs
+            # (docs/comfyui.md#submitting-a-prompt); ours have one output each, so take it back (it
+            # may already run) and report it rejected.
             self.cancel(prompt_id)
             raise ComfyUIRejected(describe_rejection(answer))
         return str(answer.get("prompt_id") or prompt_id)
@@ -359,8 +361,9 @@ class ComfyUIClient:
         """What ComfyUI knows of a prompt: pending, running, finished, failed or unknown.
 
         Trap: ``/history/{id}`` is ``{}`` for a prompt that is queued, running, unknown or evicted
-        (API.md §2), so ``/queue`` is asked first. ComfyUI moves a prompt from the queue into the
-        history in one step, so one absent from both is unknown: lost in a restart, or never queued.
+        (docs/comfyui.md#traps), so ``/queue`` is asked first. ComfyUI moves a prompt from the queue
+        into the history in one step, so one absent from both is unknown: lost in a restart, or
+        never queued.
         """
         queue = self.queue_state()
         if queue.is_running(prompt_id):
@@ -384,8 +387,8 @@ class ComfyUIClient:
     def interrupt(self, prompt_id: str) -> None:
         """Interrupt ``prompt_id`` if it is the one running; otherwise nothing happens.
 
-        Trap (API.md §4): ``/interrupt`` without a prompt id stops whoever is running, maybe
-        another client's prompt, so ours is always named.
+        Trap (docs/comfyui.md#traps): ``/interrupt`` without a prompt id stops whoever is running,
+        maybe another client's prompt, so ours is always named.
         """
         self._expect_ok(
             self._request("POST", "/interrupt", json={"prompt_id": prompt_id}), "interrupt"
@@ -399,7 +402,7 @@ class ComfyUIClient:
     def await_history(self, prompt_id: str) -> PromptLookup:
         """The history of a prompt that just ended, asked again for ``history_retry_seconds``.
 
-        Trap (API.md, DESIGN.md): ``execution_success`` can arrive before ``/history/{id}`` has
+        Trap (docs/comfyui.md#traps): ``execution_success`` can arrive before ``/history/{id}`` has
         the outputs.
         """
         retrying = Retrying(

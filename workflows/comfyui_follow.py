@@ -3,7 +3,7 @@
 ``EventHub`` is filled by the client's socket thread and drained by ``Follower``, which turns
 events into progress and falls back to ``/queue`` + ``/history`` (through the client) whenever the
 socket drops, comes back, or stays quiet: the socket is advisory, the server's state is the truth
-(DESIGN.md, "ComfyUI"). Only ``workflows.comfyui_client`` uses this module.
+(docs/comfyui.md#traps). Only ``workflows.comfyui_client`` uses this module.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from workflows.progress import ProgressTracker
 log = logging.getLogger(__name__)
 
 # should_cancel may ask the database, so it is asked at most this often: cancelling within a
-# second is quick enough for a person (DESIGN.md: "stops within seconds").
+# second is quick enough for a person (docs/architecture.md: a cancel stops the GPU within seconds).
 CANCEL_CHECK_S = 0.5
 # After /queue and /history both forget a prompt, ask again this often for history_retry_seconds.
 UNKNOWN_RECHECK_S = 0.2
@@ -173,8 +173,8 @@ class Follower:
     def _poll_if_due(self) -> PromptResult | None:
         hub = self._hub
         if hub.epoch != self._epoch:
-            # Trap: the socket dropped or came back, so events may be missing (DESIGN.md:
-            # "a quiet socket triggers a poll, never a hang").
+            # Trap: the socket dropped or came back, so events may be missing
+            # (docs/comfyui.md#traps: "a quiet socket triggers a poll, never a hang").
             self._epoch = hub.epoch
             self._poll_at = time.monotonic()
         if time.monotonic() < self._poll_at:

@@ -1,7 +1,7 @@
 """What the ComfyUI client returns: typed results, and the parsing of ComfyUI's JSON into them.
 
-Pure functions over the answers described in ``comfyui/API.md`` (§2 endpoints, §3 /prompt errors,
-§6 events); ``workflows.comfyui_client`` does the talking and hands the JSON here, so the rest of
+Pure functions over the answers described in docs/comfyui.md (endpoints, /prompt errors,
+events); ``workflows.comfyui_client`` does the talking and hands the JSON here, so the rest of
 vidgen never sees raw ComfyUI JSON.
 """
 
@@ -15,13 +15,14 @@ from typing import Any
 from vidgen.errors import ComfyUIError, ComfyUIExecutionError, ComfyUIInterrupted
 
 # Where each output node lists its files in its "ui" dict: VideoHelperSuite lists its video under
-# "gifs" for every format (trap, API.md §8), SaveImage/PreviewImage under "images".
+# "gifs" for every format (trap, docs/comfyui.md#traps), SaveImage/PreviewImage under "images".
 OUTPUT_KEYS = ("gifs", "images")
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceStats:
-    """One torch device of a backend; on a CPU-only server, vram is the RAM (API.md §2)."""
+    """One torch device of a backend; on a CPU-only server, vram is the RAM
+    (docs/comfyui.md#endpoints)."""
 
     name: str
     type: str
@@ -149,7 +150,8 @@ def parse_system_stats(body: Mapping[str, Any]) -> SystemStats:
 
 
 def parse_queue(body: Mapping[str, Any]) -> QueueState:
-    """``/queue``; pending items are sorted by number, the order ComfyUI takes them (API.md §2)."""
+    """``/queue``; pending items are sorted by number, the order ComfyUI takes them
+    (docs/comfyui.md#traps)."""
     running = tuple(_queue_entry(item) for item in body.get("queue_running") or ())
     pending = sorted((_queue_entry(item) for item in body.get("queue_pending") or ()), key=_number)
     return QueueState(running=running, pending=tuple(pending))
@@ -236,7 +238,8 @@ def interrupted_error(data: Mapping[str, Any]) -> ComfyUIInterrupted:
 
 
 def describe_rejection(body: Any) -> str:
-    """A 400 from ``/prompt`` in words: each bad node, its type, input and message (API.md §3.1)."""
+    """A 400 from ``/prompt`` in words: each bad node, its type, input and message
+    (docs/comfyui.md#submitting-a-prompt)."""
     body = body if isinstance(body, dict) else {}
     parts: list[str] = []
     for node_id, node_error in (body.get("node_errors") or {}).items():

@@ -62,7 +62,7 @@ def is_link(value: Any) -> bool:
 def filename_prefix(job_id: str, label: str) -> str:
     """``vidgen/{job_id}/{label}``: the output subfolder and file stem of one job's prompt.
 
-    Trap (API.md §5 "Output naming", DESIGN.md "Known traps"): ComfyUI's file counter is
+    Trap (docs/comfyui.md#traps): ComfyUI's file counter is
     1 + the highest existing counter for a prefix, so several processes writing the same prefix
     can collide; a prefix that carries the job id is ours alone.
 
@@ -85,7 +85,7 @@ def add_video_combine(builder: GraphBuilder, images: Link, frame_rate: float, pr
             "filename_prefix": prefix,
             "format": VIDEO_FORMAT,
             # The format's own widgets are flat inputs; sent explicitly so the result does not
-            # depend on VHS's defaults (API.md §8, VHS_VideoCombine).
+            # depend on VHS's defaults (docs/comfyui.md#nodes-vidgen-builds-with).
             "pix_fmt": PIXEL_FORMAT,
             "crf": CRF,
             "save_metadata": True,

@@ -1,6 +1,6 @@
 """Image-to-video: the text-to-video graph with a reference image applied through IPAdapter Plus.
 
-Explicit loaders, not the unified one (DESIGN.md, model defaults; API.md §8 "IPAdapter Plus")::
+Explicit loaders, not the unified one (docs/comfyui.md#nodes-vidgen-builds-with)::
 
     LoadImage(uploaded name) -------------------+
     IPAdapterModelLoader(ip_adapter) -----------+-> IPAdapterAdvanced(weight) -> AnimateDiff ...
@@ -50,7 +50,7 @@ def _apply_ip_adapter(
             "ipadapter": link(ip_adapter),
             "image": link(image),
             # With the explicit loader the run fails "Missing CLIPVision model." unless linked
-            # (API.md §8).
+            # (docs/comfyui.md#nodes-vidgen-builds-with).
             "clip_vision": link(clip_vision),
             "weight": spec.ip_adapter_weight,
             "weight_type": WEIGHT_TYPE,

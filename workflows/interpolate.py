@@ -1,6 +1,6 @@
-"""Interpolate: RIFE frame interpolation of an uploaded video (DESIGN.md, "ComfyUI").
+"""Interpolate: RIFE frame interpolation of an uploaded video (docs/architecture.md).
 
-Shape (API.md §8, ``graph_rife_interpolate_video.json``)::
+Shape (docs/comfyui.md#nodes-vidgen-builds-with, captured/graph_rife_interpolate_video.json)::
 
     VHS_LoadVideo(uploaded name) -> RIFE VFI(multiplier)
     -> VHS_VideoCombine(frame_rate = source fps x multiplier)
@@ -24,8 +24,9 @@ from vidgen.specs import InterpolateSpec, resolve_model_name
 from workflows.graph import Graph, GraphBuilder, add_video_combine, filename_prefix, link
 from workflows.schema import bundled_object_info, choices_of, input_spec
 
-# RIFE VFI's remaining widgets, all required (the server fills in no defaults: API.md §3.1).
-# float32 and no torch.compile are the conservative choices that ran in the real runs (§11).
+# RIFE VFI's remaining widgets, all required: the server fills in no defaults (see
+# "Submitting a prompt" in docs/comfyui.md). float32 and no torch.compile are the conservative
+# choices that ran in the real runs (docs/comfyui.md#measured).
 CLEAR_CACHE_AFTER_N_FRAMES = 10
 DTYPE = "float32"
 BATCH_SIZE = 1
@@ -103,7 +104,8 @@ def build_interpolate(
 
 def rife_checkpoint(name: str) -> str:
     """``rife47`` -> ``rife47.pth``: RIFE VFI's list is fixed in the node pack, so it is known
-    offline (API.md §8); an unknown name is passed on for the checks to report."""
+    offline (docs/comfyui.md#nodes-vidgen-builds-with); an unknown name is passed on for the checks
+    to report."""
     spec = input_spec(bundled_object_info(), "RIFE VFI", "ckpt_name")
     choices = choices_of(spec) if spec is not None else None
     names = [c for c in choices or () if isinstance(c, str)]

@@ -1,6 +1,6 @@
 """The fraction of a prompt done, from ComfyUI's ``executing``/``progress``/``executed`` events.
 
-Nodes are weighed by their usual share of the time (API.md §11.2 and §12: the sampler dominates
+Nodes are weighed by their usual share of the time (docs/comfyui.md#measured: the sampler dominates
 text-to-video, the upscale model and the video combine share an upscale, RIFE an interpolation);
 nodes ComfyUI took from its cache count as done. The fraction never goes back.
 """

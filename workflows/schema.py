@@ -64,7 +64,7 @@ def input_spec(object_info: Mapping[str, Any], class_type: str, name: str) -> li
 def choices_of(spec: list[Any]) -> list[Any] | None:
     """The allowed values of a combo input, in either of its forms, or None if it is no combo.
 
-    API.md §7: the classic combo is ``[[choices...], {...}]``; V3 core nodes such as
+    docs/comfyui.md#endpoints: the classic combo is ``[[choices...], {...}]``; V3 core nodes such as
     UpscaleModelLoader write ``["COMBO", {"options": [...]}]``.
     """
     if isinstance(spec[0], list):
@@ -117,7 +117,7 @@ def _check_node(
     for name, value in inputs.items():
         spec = input_spec(object_info, class_type, name)
         if spec is None:
-            continue  # ComfyUI ignores undeclared inputs (API.md §3.1, "Quirks")
+            continue  # ComfyUI ignores undeclared inputs (docs/comfyui.md#submitting-a-prompt)
         if is_link(value):
             problem = _check_link(graph, object_info, value, spec)
         elif (class_type, name) in UPLOAD_INPUTS:

@@ -1,7 +1,7 @@
-"""Text-to-video: the AnimateDiff-Evolved Gen2 graph for one clip (DESIGN.md, "ComfyUI").
+"""Text-to-video: the AnimateDiff-Evolved Gen2 graph for one clip (docs/architecture.md).
 
-Shape (API.md §8, ``graph_animatediff_gen2_txt2vid.json``, without FreeU_V2, which turns small
-frames black, §11.5)::
+Shape (docs/comfyui.md#nodes-vidgen-builds-with, captured/graph_animatediff_gen2_txt2vid.json,
+without FreeU_V2, which turns small frames black, docs/comfyui.md#traps)::
 
     CheckpointLoaderSimple -> CLIPSetLastLayer(-2) -> CLIPTextEncode (positive, negative)
     VAELoader (the configured VAE; the checkpoint's own when none is named)
@@ -25,8 +25,8 @@ from workflows.graph import Graph, GraphBuilder, Link, add_video_combine, filena
 # that this constant still matches the bundled schema.
 SEED_MAX = 2**64 - 1
 
-# API.md §12: 16 frames at 512² fit a 12 GB card as they are; longer clips need context windows
-# of 16 and a tiled VAE decode, asked for up front to skip the failed plain attempt.
+# Measured (docs/comfyui.md#measured): 16 frames at 512² fit a 12 GB card as they are; longer clips
+# need context windows of 16 and a tiled VAE decode, asked for up front to skip the failed attempt.
 CONTEXT_LENGTH = 16
 CONTEXT_OVERLAP = 4
 TILE_SIZE_PX = 512
@@ -48,8 +48,8 @@ def build_text_to_video(spec: ClipSpec, job_id: str) -> Graph:
 def fold_seed(seed: int) -> int:
     """The seed KSampler gets: ``seed`` itself in 0..SEED_MAX, else ``seed mod (SEED_MAX + 1)``.
 
-    Seeds are 0..2**64-1 (DESIGN.md, Clip.seedValue), which all fit; folding keeps any other
-    integer deterministic instead of letting ComfyUI reject the graph.
+    Seeds are 0..2**64-1 (docs/data-model.md, Clip.seedValue), which all fit; folding keeps any
+    other integer deterministic instead of letting ComfyUI reject the graph.
     """
     return seed % (SEED_MAX + 1)
 
@@ -96,8 +96,8 @@ def build_animation(spec: ClipSpec, job_id: str, patch_model: ModelPatch | None)
 def _add_animatediff(builder: GraphBuilder, spec: ClipSpec, model: Link) -> Link:
     motion_model = builder.add("ADE_LoadAnimateDiffModel", {"model_name": spec.motion_module})
     motion = builder.add("ADE_ApplyAnimateDiffModelSimple", {"motion_model": link(motion_model)})
-    # Always attached: AnimateDiff-Evolved samples regularly when the latents are no longer than
-    # the context (API.md §11.2, "Regular sampling activated"), and in windows beyond it.
+    # Always attached: AnimateDiff-Evolved samples regularly when the latents are no longer than the
+    # context (docs/comfyui.md#measured, "Regular sampling activated"), and in windows beyond it.
     context = builder.add(
         "ADE_StandardUniformContextOptions",
         {

@@ -1,6 +1,6 @@
-"""Upscale: one ComfyUI prompt per chunk of frames of an uploaded video (DESIGN.md, "ComfyUI").
+"""Upscale: one ComfyUI prompt per chunk of frames of an uploaded video (docs/architecture.md).
 
-Shape (API.md §8, ``graph_upscale_video.json``)::
+Shape (docs/comfyui.md#nodes-vidgen-builds-with, captured/graph_upscale_video.json)::
 
     VHS_LoadVideo(uploaded name, skip_first_frames, frame_load_cap) -> UpscaleModelLoader +
     ImageUpscaleWithModel (x4) [-> ImageScaleBy(0.5, lanczos) for 2x] -> VHS_VideoCombine(h264 mp4)
@@ -19,7 +19,7 @@ from vidgen.specs import UpscaleSpec
 from workflows.graph import Graph, GraphBuilder, add_video_combine, filename_prefix, link
 
 # Both offered models (RealESRGAN_x4plus, RealESRGAN_x4plus_anime_6B) upscale 4x; other scales
-# are the 4x result scaled down (DESIGN.md: "2x = the 4x model, then scale 0.5").
+# are the 4x result scaled down (2x is the 4x model, then half size).
 MODEL_SCALE = 4
 DOWNSCALE_METHOD = "lanczos"
 
@@ -71,7 +71,8 @@ def build_upscale(
             "frame_load_cap": chunk.frame_count,
             "skip_first_frames": chunk.first_frame,
             "select_every_nth": 1,
-            # "None" neither resizes nor checks frame counts (API.md §8, VHS_LoadVideo).
+            # "None" neither resizes nor checks frame counts
+            # (docs/comfyui.md#nodes-vidgen-builds-with).
             "format": "None",
         },
     )

@@ -30,7 +30,8 @@ CALL_TIMEOUT = 30.0
 
 
 class ComfyUIDouble:
-    """A fake ComfyUI that vidgen's client cannot tell from the real one (within API.md)."""
+    """A fake ComfyUI that vidgen's client cannot tell from the real one (within
+    docs/comfyui.md)."""
 
     def __init__(
         self,

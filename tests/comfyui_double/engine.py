@@ -1,9 +1,10 @@
 """The double's 'ComfyUI process' without HTTP: files, the queue worker, caching and WS events.
 
 One executor task takes the lowest-numbered prompt and runs its nodes one by one, sending the
-messages of API.md §6 in the captured order: ``execution_start``, ``execution_cached``, per node
-``progress_state``/``executing``/``progress``/``executed``, then ``execution_success`` (or
-``execution_error``/``execution_interrupted``), ``status`` and ``executing{node:null}``.
+messages of docs/comfyui.md#websocket in the captured order: ``execution_start``,
+``execution_cached``, per node ``progress_state``/``executing``/``progress``/``executed``, then
+``execution_success`` (or ``execution_error``/``execution_interrupted``), ``status`` and
+``executing{node:null}``.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Node order is part of what a client sees (``executing`` messages), and it is not node-id order:
 ComfyUI dissolves the graph from the output nodes and prefers, among ready nodes, an output node,
-then a node feeding an output, then one two steps before an output (API.md §11.3). This module
-follows the same rules, so the double's order matches the captures.
+then a node feeding an output, then one two steps before an output (docs/comfyui.md#measured). This
+module follows the same rules, so the double's order matches the captures.
 
 A node's signature is its class, its inputs and its upstream nodes' signatures (plus a file hash for
 loaders), like ComfyUI's classic cache key, so cache hits span prompts and ignore node ids.

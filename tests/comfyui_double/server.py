@@ -1,9 +1,9 @@
 """The double's aiohttp app: ComfyUI's routes (also under ``/api``) and ``/__double__`` controls.
 
-Answers copy the real server's shapes and status codes (API.md §1-§6): JSON via ``json.dumps``
-defaults, empty 200s for POST /queue, /interrupt, /free and /history, 404/400 with empty bodies,
-and a plain-text 500 for a body that is not JSON (aiohttp's own answer to an unhandled error,
-which is exactly what the real server sends).
+Answers copy the real server's shapes and status codes (docs/comfyui.md, Transport to WebSocket):
+JSON via ``json.dumps`` defaults, empty 200s for POST /queue, /interrupt, /free and /history,
+404/400 with empty bodies, and a plain-text 500 for a body that is not JSON (aiohttp's own answer to
+an unhandled error, which is exactly what the real server sends).
 """
 
 from __future__ import annotations

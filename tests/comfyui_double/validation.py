@@ -1,4 +1,5 @@
-"""POST /prompt validation, reproducing ComfyUI 0.3.64's answers (API.md §3, prompt_error_*.json).
+"""POST /prompt validation, reproducing ComfyUI 0.3.64's answers
+(docs/comfyui.md#submitting-a-prompt, captured/prompt_error_*.json).
 
 The walk mirrors the real one on purpose, because clients see its quirks: each output node is
 validated depth-first with a shared ``validated`` memo; errors found while validating one output
@@ -22,7 +23,7 @@ Prompt = dict[str, Any]
 FileCheck = Callable[[str, str, str], str | None]
 
 # Nodes with their own VALIDATE_INPUTS: the named input skips list/min/max checks and is checked
-# by a file test instead (API.md §3.1 case m).
+# by a file test instead (docs/comfyui.md#submitting-a-prompt, case m).
 CUSTOM_VALIDATED = {
     "LoadImage": "image",
     "LoadImageMask": "image",

@@ -1,4 +1,5 @@
-"""Column types that behave the same on MariaDB and SQLite (TOOLCHAIN.md §7)."""
+"""Column types that behave the same on MariaDB and SQLite
+(docs/testing.md#column-types-on-both-databases)."""
 
 from __future__ import annotations
 
