@@ -51,17 +51,17 @@ def make_clip(path: Path, fps: int, duration_sec: float) -> Path:
     return path
 
 
-def fused(clips: list[Path], folder: Path) -> Callable[[], None]:
+def fused_plan(clips: list[Path], folder: Path) -> ExportPlan:
+    """The export plan vidgen runs for these clips: one fused ffmpeg step."""
     inputs = [ClipInput.from_media(probe(c)) for c in clips]
-    plan = build_export_plan(
-        SPEC,
-        inputs,
-        size=(512, 512),
-        fps=8,
-        output=folder / "fused.mp4",
-        work_dir=folder,
-        chunk_frames=16,
+    output = folder / "fused.mp4"
+    return build_export_plan(
+        SPEC, inputs, size=(512, 512), fps=8, output=output, work_dir=folder, chunk_frames=16
     )
+
+
+def fused(clips: list[Path], folder: Path) -> Callable[[], None]:
+    plan = fused_plan(clips, folder)
     (step,) = plan.steps
     assert isinstance(step, FFmpegStep)
     return lambda: execute_ffmpeg_step(step)
@@ -131,16 +131,7 @@ def measure(folder: Path) -> tuple[dict[str, float], dict[str, float], ExportPla
     for _ in range(ROUNDS):
         for name, action in contenders.items():
             times[name].append(timed(action))
-    inputs = [ClipInput.from_media(probe(c)) for c in clips]
-    plan = build_export_plan(
-        SPEC,
-        inputs,
-        size=(512, 512),
-        fps=8,
-        output=folder / "fused.mp4",
-        work_dir=folder,
-        chunk_frames=16,
-    )
+    plan = fused_plan(clips, folder)
     return {name: statistics.median(t) for name, t in times.items()}, throughput(folder), plan
 
 

@@ -17,7 +17,7 @@ from typing_extensions import override
 from stages.clip_files import copy_into_work, finish_placed, place_clip
 from stages.prompts import collect, ensure_prompt
 from stages.worker import JobContext, Stage
-from vidgen.db.jobs import SentPrompt
+from vidgen.db.queries import SentPrompt
 from vidgen.errors import JobCancelled
 from vidgen.ffmpeg import probe
 from vidgen.specs import ClipSpec, GenerationMode

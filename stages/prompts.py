@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from stages.worker import JobContext
 from vidgen.db import jobs
-from vidgen.db.jobs import SentPrompt
+from vidgen.db.queries import SentPrompt
 from vidgen.errors import JobCancelled
 from workflows import ComfyUIClient, Graph, PromptProgress, PromptResult, PromptState
 

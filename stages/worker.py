@@ -24,8 +24,9 @@ from pathlib import Path
 
 from vidgen.config import Settings
 from vidgen.db import claims, jobs
-from vidgen.db.jobs import ClaimedJob, LeaseState, SentPrompt
+from vidgen.db.jobs import ClaimedJob, LeaseState
 from vidgen.db.models import JobType, RunsOn
+from vidgen.db.queries import SentPrompt
 from vidgen.db.session import Database
 from vidgen.errors import ComfyUIInterrupted, DatabaseUnavailable, JobCancelled, VidgenError
 from vidgen.logs import job_context, stage_var, worker_id_var
@@ -46,11 +47,6 @@ class JobContext:
     sent: dict[str, SentPrompt] = field(default_factory=dict)  # prompts of this attempt, by step
     queued: bool | None = None  # what ``prepare`` said: None until it ran
     _last_percent: float = field(default=-1.0)
-
-    @property
-    def cancelled_by_user(self) -> bool:
-        """A cancel that should stop ComfyUI too (not a shutdown, where prompts keep running)."""
-        return self.cancel.is_set() and not self.shutdown.is_set()
 
     @property
     def work_dir(self) -> Path:

@@ -74,7 +74,6 @@ def job_detail_json(detail: JobDetail, roots: FileRoots) -> dict[str, Any]:
                 "step": prompt.step,
                 "promptId": prompt.prompt_id,
                 "backend": prompt.backend,
-                "createdAt": iso(prompt.created_at),
                 "graph": prompt.graph,
             }
             for prompt in detail.prompts

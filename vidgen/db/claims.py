@@ -18,7 +18,6 @@ from vidgen.db.jobs import (
     end_job,
     fail_clips,
     request_of,
-    sent_prompts,
     set_project_status,
 )
 from vidgen.db.models import (
@@ -31,6 +30,7 @@ from vidgen.db.models import (
     ProjectStatus,
     RunsOn,
 )
+from vidgen.db.queries import sent_prompts
 from vidgen.db.session import Database
 from vidgen.db.types import utcnow
 from vidgen.specs import JobOutputs

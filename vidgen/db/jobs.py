@@ -31,21 +31,12 @@ from vidgen.db.models import (
     RunsOn,
     new_id,
 )
+from vidgen.db.queries import SentPrompt
 from vidgen.db.session import Database
 from vidgen.db.types import utcnow
 from vidgen.specs import ExportRequest, GenerateRequest, JobOutputs, JobRequest
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SentPrompt:
-    """A ComfyUI prompt a job recorded (and then sent) for one of its steps."""
-
-    step: str
-    prompt_id: str
-    backend: str
-    graph: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,15 +186,6 @@ def record_prompt(database: Database, job_id: str, worker_id: str, prompt: SentP
             )
         )
         return True
-
-
-def sent_prompts(session: Session, job_id: str) -> tuple[SentPrompt, ...]:
-    rows = session.scalars(
-        select(ComfyPrompt)
-        .where(ComfyPrompt.job_id == job_id)
-        .order_by(ComfyPrompt.created_at, ComfyPrompt.id)
-    )
-    return tuple(SentPrompt(p.step, p.id, p.backend, dict(p.graph or {})) for p in rows)
 
 
 def record_outputs(database: Database, job_id: str, worker_id: str, outputs: JobOutputs) -> bool:

@@ -39,7 +39,7 @@ __all__ = [
     "OutputView",
     "ProjectDetail",
     "ProjectSummary",
-    "PromptView",
+    "SentPrompt",
     "changes_since",
     "get_job",
     "get_project",
@@ -47,6 +47,7 @@ __all__ = [
     "list_jobs",
     "list_live_jobs",
     "list_projects",
+    "sent_prompts",
 ]
 
 MAX_PER_PAGE = 200
@@ -98,14 +99,13 @@ class LogLine:
 
 
 @dataclass(frozen=True, slots=True)
-class PromptView:
-    """A ComfyUI prompt the job sent, with its graph exactly as sent."""
+class SentPrompt:
+    """A ComfyUI prompt a job recorded (and then sent) for one of its steps."""
 
     step: str
     prompt_id: str
     backend: str
     graph: dict[str, Any]
-    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,7 @@ class JobDetail:
     worker_id: str | None
     comfy_backend: str | None
     output_path: str | None
-    prompts: list[PromptView]
+    prompts: tuple[SentPrompt, ...]  # each with its graph, exactly as sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,15 +303,18 @@ def get_job(database: Database, job_id: str) -> JobDetail | None:
             worker_id=job.worker_id,
             comfy_backend=job.comfy_backend,
             output_path=job.output_path,
-            prompts=[
-                PromptView(p.step, p.id, p.backend, dict(p.graph or {}), p.created_at)
-                for p in session.scalars(
-                    select(ComfyPrompt)
-                    .where(ComfyPrompt.job_id == job_id)
-                    .order_by(ComfyPrompt.created_at, ComfyPrompt.id)
-                )
-            ],
+            prompts=sent_prompts(session, job_id),
         )
+
+
+def sent_prompts(session: Session, job_id: str) -> tuple[SentPrompt, ...]:
+    """The prompts a job recorded, oldest first (the newest of a step is the one that counts)."""
+    rows = session.scalars(
+        select(ComfyPrompt)
+        .where(ComfyPrompt.job_id == job_id)
+        .order_by(ComfyPrompt.created_at, ComfyPrompt.id)
+    )
+    return tuple(SentPrompt(p.step, p.id, p.backend, dict(p.graph or {})) for p in rows)
 
 
 def _project_summary(project: Project, clip_count: int) -> ProjectSummary:
