@@ -264,7 +264,7 @@ class _Planner:
         fixup = _Part(
             stage="interpolate",
             detail=f"hold RIFE's last frame, resample to {filter_number(target)} fps",
-            filters=tuple(interpolate.rife_fixup_filters(before.fps, step.multiplier, target)),
+            filters=tuple(interpolate.rife_fixup_filters(step.output_fps, step.multiplier, target)),
             shape=out,
             cost_sec=0.0,
         )

@@ -61,13 +61,12 @@ def _whole(*rates: float) -> bool:
     return all(abs(rate - round(rate)) < 1e-9 for rate in rates)
 
 
-def rife_fixup_filters(source_fps: float, multiplier: int, target_fps: float) -> list[str]:
+def rife_fixup_filters(rife_fps: float, multiplier: int, target_fps: float) -> list[str]:
     """Filters for RIFE's output: retime, hold the last frame, resample to the target rate.
 
-    The frames are retimed to ``source_fps*multiplier`` whatever rate the ComfyUI video says,
-    so a combine node that wrote another rate cannot change the duration.
+    The frames are retimed to ``rife_fps`` (the interpolation plan's output rate) whatever rate
+    the ComfyUI video says, so a combine node that wrote another rate cannot change the duration.
     """
-    rife_fps = source_fps * multiplier
     filters = [f"setpts=N/({filter_number(rife_fps)}*TB)"]
     if multiplier > 1:
         filters.append(f"tpad=stop_mode=clone:stop={multiplier - 1}")
