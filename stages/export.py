@@ -219,7 +219,7 @@ def write_error_file(context: JobContext, outbox: Path, message: str) -> Path:
     )
     text = (
         f"vidgen could not finish the video of project {context.job.project_name}.\n\n"
-        f"What failed: {message}\n"
+        f"What failed: {context.shown.text(message)}\n"
         f"Job: {context.job.id}\n\n"
         "What you can do:\n"
         "- Fix what the message names (a clip, a setting, ComfyUI, disk space) and drop the\n"

@@ -30,6 +30,7 @@ from vidgen.db.queries import SentPrompt
 from vidgen.db.session import Database
 from vidgen.errors import ComfyUIInterrupted, DatabaseUnavailable, JobCancelled, VidgenError
 from vidgen.logs import job_context, stage_var, worker_id_var
+from vidgen.shown_paths import ShownPaths
 from vidgen.specs import GenerateRequest
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,11 @@ class JobContext:
     sent: dict[str, SentPrompt] = field(default_factory=dict)  # prompts of this attempt, by step
     queued: bool | None = None  # what ``prepare`` said: None until it ran
     _last_percent: float = field(default=-1.0)
+    # How this machine's folders are written in what a person reads (log lines, errors).
+    shown: ShownPaths = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.shown = ShownPaths.from_settings(self.settings)
 
     @property
     def work_dir(self) -> Path:
@@ -77,7 +83,7 @@ class JobContext:
     def note(self, message: str, level: str = "INFO") -> None:
         """A line for a person: the log and the job's log on the status page."""
         log.log(logging.getLevelName(level), "%s", message)
-        jobs.write_log(self.database, self.job.id, level, message)
+        jobs.write_log(self.database, self.job.id, level, self.shown.text(message))
 
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
@@ -345,12 +351,15 @@ class Worker:
                 self.settings.jobs.retry_backoff_max_seconds,
             )
             log.warning("job %s: %s (retrying in %.1f s)", job.id, exc.user_message, delay)
-            jobs.retry_later(self.database, job.id, self.worker_id, exc.user_message, delay)
+            shown = context.shown.text(exc.user_message)
+            jobs.retry_later(self.database, job.id, self.worker_id, shown, delay)
             return
         self._fail(context, exc.user_message)
 
-    def _fail(self, context: JobContext, message: str) -> None:
-        log.error("job %s failed: %s", context.job.id, message)
+    def _fail(self, context: JobContext, reason: str) -> None:
+        log.error("job %s failed: %s", context.job.id, reason)
+        # The job's error, its clips' and the error file name no folder of this machine.
+        message = context.shown.text(reason)
         jobs.fail(self.database, context.job.id, self.worker_id, message)
         try:
             self.stages[context.job.job_type].on_failure(context, message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, jsonify, request
 
 from status.context import status_context
+from status.present import shown_job
 from status.serialize import job_detail_json, page_json, project_detail_json, project_json
 from vidgen.db.queries import get_job, get_project, list_jobs, list_projects
 
@@ -29,10 +30,11 @@ def jobs() -> Response:
 
 @bp.get("/jobs/<job_id>")
 def job(job_id: str) -> Response:
-    detail = get_job(status_context().database, job_id)
+    context = status_context()
+    detail = get_job(context.database, job_id)
     if detail is None:
         abort(404, description="There is no job with this id.")
-    return jsonify(job_detail_json(detail, status_context().file_roots))
+    return jsonify(job_detail_json(shown_job(detail, context.shown), context.file_roots))
 
 
 @bp.get("/projects")

@@ -22,6 +22,7 @@ from status.rejected import RejectedLister, inbox_rejected_lister
 from vidgen.config import Settings
 from vidgen.db.session import Database
 from vidgen.errors import DatabaseUnavailable
+from vidgen.shown_paths import ShownPaths
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def create_app(
         settings=settings,
         database=database,
         file_roots=FileRoots.from_settings(settings),
+        shown=ShownPaths.from_settings(settings),
         feed=ChangeFeed(database),
         ffmpeg=FFmpegVersion(),
         backend_probes=list(

@@ -10,6 +10,7 @@ from flask import Flask, current_app
 
 from vidgen.config import Settings
 from vidgen.db.session import Database
+from vidgen.shown_paths import ShownPaths
 
 if TYPE_CHECKING:  # these modules' views use this one: import them for the types only
     from status.events import ChangeFeed
@@ -27,6 +28,7 @@ class StatusContext:
     settings: Settings
     database: Database
     file_roots: FileRoots
+    shown: ShownPaths
     feed: ChangeFeed
     ffmpeg: FFmpegVersion
     backend_probes: Sequence[BackendProbe]

@@ -55,9 +55,11 @@ def project(project_name: str) -> str:
 
 @bp.get("/jobs/<job_id>")
 def job(job_id: str) -> str:
-    detail = get_job(status_context().database, job_id)
-    if detail is None:
+    context = status_context()
+    found = get_job(context.database, job_id)
+    if found is None:
         abort(404, description="There is no job with this id.")
+    detail = present.shown_job(found, context.shown)
     now = datetime.now(UTC)
     return render_template(
         "job.html",

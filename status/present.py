@@ -4,13 +4,14 @@ file gets. Pure functions of the read models; the templates call them as filters
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any
 
 from vidgen.db.models import JobStatus
 from vidgen.db.queries import JobDetail
+from vidgen.shown_paths import ShownPaths
 
 # What a browser plays: H.264 mp4 and WebM in <video>, GIF as an image. H.265 plays in few
 # browsers, so it is offered as a download.
@@ -97,3 +98,20 @@ def job_timings(detail: JobDetail, now: datetime) -> dict[str, float | None]:
         "ran": (end - started).total_seconds() if started else None,
         "total": (end - job.created_at).total_seconds(),
     }
+
+
+def shown_job(detail: JobDetail, shown: ShownPaths) -> JobDetail:
+    """The job as a reader may see it: its settings (the stored clip's paths, the outbox) and
+    graphs with paths relative to storage or the outbox, its log and error likewise."""
+    job = detail.job
+    return replace(
+        detail,
+        job=replace(
+            job,
+            error_message=shown.text(job.error_message) if job.error_message else None,
+            current_stage=shown.text(job.current_stage),
+        ),
+        logs=[replace(line, message=shown.text(line.message)) for line in detail.logs],
+        job_settings=shown.json(detail.job_settings),
+        prompts=tuple(replace(p, graph=shown.json(p.graph)) for p in detail.prompts),
+    )

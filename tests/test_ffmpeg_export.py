@@ -10,7 +10,6 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from stages import (
 )
 from stages.merge import ClipInput
 from tests.fixtures.media import MakeClip
+from tests.fixtures.pipeline import MountTmpfs
 from vidgen.errors import FFmpegError, JobCancelled, StorageError
 from vidgen.ffmpeg import (
     extract_thumbnail,
@@ -82,8 +82,23 @@ def test_probe_rejects_a_non_video_in_words(tmp_path: Path) -> None:
     text.write_text("this is not a video\n")
     with pytest.raises(FFmpegError, match=r"notes.mp4 is not a video ffmpeg can read: .*Invalid"):
         probe(text)
-    with pytest.raises(FFmpegError, match="No such file"):
+    with pytest.raises(FFmpegError, match="No such file") as missing:
         probe(tmp_path / "missing.mp4")
+    # ffprobe prints the whole path; a person is shown the file's name.
+    assert "missing.mp4: No such file" in missing.value.user_message
+    assert str(tmp_path) not in missing.value.user_message
+
+
+def test_a_failed_run_names_its_files_without_their_folders(tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    with pytest.raises(FFmpegError) as caught:
+        run(
+            ["-i", file_arg(tmp_path / "gone.mp4"), file_arg(out)],
+            expected_duration_sec=1.0,
+            output=out,
+        )
+    assert "gone.mp4: No such file or directory" in caught.value.user_message
+    assert str(tmp_path) not in caught.value.user_message
 
 
 def test_probe_rejects_a_still_image(tmp_path: Path, make_clip: MakeClip) -> None:
@@ -182,30 +197,20 @@ def test_cancel_stops_ffmpeg_and_removes_the_output(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+def tiny_disk(tmp_path: Path, mount_tmpfs: MountTmpfs) -> Path:
     """A 1 MiB tmpfs, so a write runs out of space for real."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here to fill a disk: {mounted.stderr.strip()}")
-    yield disk
-    subprocess.run(["umount", str(disk)], check=True)
+    return mount_tmpfs(tmp_path / "disk", "1m")
 
 
 def test_full_disk_is_a_storage_error(tiny_disk: Path, make_clip: MakeClip) -> None:
     out = tiny_disk / "out.mkv"
-    with pytest.raises(StorageError, match=r"the disk holding .*disk is full"):
+    with pytest.raises(StorageError, match=r"the disk is full .* writing out\.mkv$") as full:
         run(  # raw frames: 6 MB for this clip, however well it compresses
             ["-i", file_arg(make_clip()), "-c:v", "rawvideo", file_arg(out)],
             expected_duration_sec=2.0,
             output=out,
         )
+    assert str(tiny_disk) not in full.value.user_message  # names, never this machine's folders
     assert list(tiny_disk.iterdir()) == []
 
 

@@ -12,7 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidgen.db.session import Database
-from vidgen.naming import MAX_PROJECT_NAME, FileType, allocate_path, file_name, project_name
+from vidgen.errors import StorageError
+from vidgen.naming import (
+    MAX_PROJECT_NAME,
+    FileType,
+    allocate_path,
+    file_name,
+    project_name,
+    publish,
+)
 
 
 @pytest.mark.parametrize(
@@ -74,3 +82,16 @@ def test_allocate_path_takes_the_next_free_index(database: Database, tmp_path: P
     assert allocate_path(database, tmp_path, "내프로젝트", FileType.MANIFEST, "yaml", day).name == (
         "20250205_내프로젝트_manifest_003.yaml"
     )
+
+
+def test_a_publish_error_names_the_file_and_folder_not_the_path(tmp_path: Path) -> None:
+    source = tmp_path / "work" / "export.mp4"
+    source.parent.mkdir()
+    source.write_bytes(b"video")
+    taken = tmp_path / "outbox" / "20250205_p_export_001.mp4"
+    taken.mkdir(parents=True)  # a folder where the file should go: the rename fails
+    with pytest.raises(StorageError) as refused:
+        publish(source, taken)
+    message = refused.value.user_message
+    assert message.startswith("cannot write 20250205_p_export_001.mp4 into the folder outbox: ")
+    assert str(tmp_path) not in message

@@ -8,15 +8,20 @@ import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from status import create_app
+from status.context import status_context
+from status.events import event_id
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.database import make_settings
 from tests.fixtures.media import MakeClip, make_image
-from tests.fixtures.pipeline import wait_for
+from tests.fixtures.pipeline import MountTmpfs, wait_for
 from vidgen.config import Settings
 from vidgen.db.models import Clip, Job
 from vidgen.db.session import Database, open_database
@@ -106,14 +111,17 @@ def test_redropping_an_unchanged_manifest_regenerates_nothing(
 def test_every_no_gpu_example_reaches_the_outbox(
     database: Database, tmp_path: Path, start_vidgen: StartVidgen
 ) -> None:
-    subprocess.run(["python3", str(EXAMPLES / "make_media.py")], check=True)
     settings = make_settings(tmp_path, _url(database))
     inbox = settings.inboxes[0].path
-    shutil.copytree(EXAMPLES / "media", inbox / "media")
+    _example_media(inbox)
+    (inbox / "media" / "broken.mp4").write_bytes(b"not a video at all\n" * 64)
     examples = sorted(EXAMPLES.glob("no-gpu-*.yaml"))
     start_vidgen(settings)
     for example in examples:
         _drop(inbox, example.name, example.read_text(encoding="utf-8"))
+    # Two that fail: an imported "video" ffprobe cannot read, and one that is not there.
+    _drop(inbox, "broken.yaml", "video: media/broken.mp4\n")
+    _drop(inbox, "missing.yaml", "video: media/missing.mp4\n")
     outputs = wait_for(
         lambda: (
             len(list(settings.outbox.iterdir())) == len(examples)
@@ -130,13 +138,82 @@ def test_every_no_gpu_example_reaches_the_outbox(
             return {j.job_status for j in session.query(Job)}
 
     wait_for(lambda: statuses() == {"completed"}, what="every job to be recorded complete")
-    client = create_app(settings, database).test_client()
-    for page in ("/api/projects/noGpuFade", "/projects/noGpuFade", "/api/jobs"):
-        body = client.get(page).get_data(as_text=True)
-        assert str(tmp_path) not in body  # no folder of this machine reaches a browser
-    project_page = client.get("/projects/noGpuFade").get_data(as_text=True)
+    rejected = inbox / "rejected"
+    wait_for(lambda: len(list(rejected.glob("*.error.txt"))) == 2, what="the two rejections")
+    texts = _shown_to_people(settings, database, tmp_path)
+    assert "broken.mp4 is not a video ffmpeg can read" in texts["broken.yaml.error.txt"]
+    assert "media/missing.mp4: no such file" in texts["missing.yaml.error.txt"]
+    project_page = texts["/projects/noGpuFade"]
     assert "Source video" in project_page  # imported clips: no seed, their video is the source
     assert "<dt>Seed</dt>" not in project_page
+    settings_shown = [
+        json.loads(texts[f"/api/jobs/{job_id}"])["jobSettings"] for job_id in _job_ids(texts)
+    ]
+    assert {"outbox"} == {s["outbox"] for s in settings_shown if "outbox" in s}
+    videos = [s["clip"]["video"] for s in settings_shown if "clip" in s]
+    assert videos
+    assert all(video.startswith("storage/") for video in videos)
+
+
+def test_an_export_into_a_full_outbox_fails_in_words_naming_no_server_folder(
+    database: Database, tmp_path: Path, start_vidgen: StartVidgen, mount_tmpfs: MountTmpfs
+) -> None:
+    share, outbox = tmp_path / "nas-inbox", mount_tmpfs(tmp_path / "nas-outbox", "16k")
+    share.mkdir()
+    inboxes = [
+        {"path": str(tmp_path / "inbox"), "stableSeconds": 0.3},
+        {"path": str(share), "stableSeconds": 0.3, "outbox": str(outbox)},
+    ]
+    settings = make_settings(tmp_path, _url(database), inboxes=inboxes)
+    _example_media(share)
+    start_vidgen(settings)
+    _drop(share, "beach.yaml", "video: media/beach.mp4\n")  # far more than 16 KiB
+    reports = wait_for(lambda: list(outbox.glob("*_error_*.txt")), timeout=90, what="the report")
+    assert not list(outbox.glob("*.mp4"))
+    texts = _shown_to_people(settings, database, tmp_path)
+    report = texts[reports[0].name]
+    assert "What failed: the disk holding the folder nas-outbox is full" in report
+    failed = [json.loads(texts[f"/api/jobs/{job_id}"]) for job_id in _job_ids(texts)]
+    export = next(job for job in failed if job["jobType"] == "export")
+    assert export["jobStatus"] == "failed"
+    assert "nas-outbox is full" in export["errorMessage"]
+    assert export["jobSettings"]["outbox"] == "nas-outbox"
+
+
+def _example_media(inbox: Path) -> None:
+    subprocess.run(["python3", str(EXAMPLES / "make_media.py")], check=True)
+    shutil.copytree(EXAMPLES / "media", inbox / "media")
+
+
+def _job_ids(texts: dict[str, str]) -> list[str]:
+    return [job["id"] for job in json.loads(texts["/api/jobs?perPage=200"])["jobs"]]
+
+
+def _shown_to_people(settings: Settings, database: Database, tmp_path: Path) -> dict[str, str]:
+    """Every page, every /api answer, every event and every error file in the outboxes and in
+    rejected/, by where it came from; fails if any names a folder of this machine (they are
+    all under ``tmp_path`` here)."""
+    quick = replace(settings, status=replace(settings.status, sse_max_seconds=0.5))
+    app = create_app(quick, database, backend_probes=[])
+    client = app.test_client()
+    urls = ["/", "/projects", "/rejected", "/health", "/api/projects", "/api/jobs?perPage=200"]
+    for project in client.get("/api/projects").get_json()["projects"]:
+        urls += [f"/projects/{quote(project['projectName'])}"]
+        urls += [f"/api/projects/{quote(project['projectName'])}"]
+    for job in client.get("/api/jobs?perPage=200").get_json()["jobs"]:
+        urls += [f"/jobs/{job['id']}", f"/api/jobs/{job['id']}"]
+    texts = {url: client.get(url).get_data(as_text=True) for url in urls}
+    since = event_id(datetime.now(UTC) - timedelta(minutes=5))  # every change since then
+    events = client.get("/api/events", headers={"Last-Event-ID": since})
+    texts["/api/events"] = events.get_data(as_text=True)
+    status_context(app).feed.stop()
+    for folder in (*settings.all_outboxes, *(i.path / "rejected" for i in settings.inboxes)):
+        for path in folder.glob("*.txt"):
+            texts[path.name] = path.read_text(encoding="utf-8")
+    folders = {str(tmp_path), str(tmp_path.resolve())}
+    assert [where for where, text in texts.items() if any(f in text for f in folders)] == []
+    assert texts["/api/events"].count("event: ") >= len(_job_ids(texts))
+    return texts
 
 
 def test_an_image_to_video_manifest_uploads_its_reference(

@@ -149,7 +149,8 @@ def _ffprobe_json(path: Path, *, count_packets: bool) -> dict[str, Any]:
         raise FFmpegError(f"ffprobe took more than 2 minutes to read {path.name}") from exc
     if done.returncode != 0:
         log.debug("ffprobe stderr for %s:\n%s", path, done.stderr)
-        reason = summarize_stderr(done.stderr) or f"ffprobe exited with code {done.returncode}"
+        reason = summarize_stderr(_names_only(done.stderr, [path]))
+        reason = reason or f"ffprobe exited with code {done.returncode}"
         raise FFmpegError(f"{path.name} is not a video ffmpeg can read: {reason}")
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -252,7 +253,7 @@ def run(
         return
     _remove(output)
     logger.debug("ffmpeg stderr (exit %s):\n%s", returncode, stderr)
-    raise _failure(returncode, stderr, output)
+    raise _failure(returncode, _names_only(stderr, _file_arguments(argv)), output)
 
 
 def _arguments(command: Sequence[str] | FFmpegGraph) -> list[str]:
@@ -377,11 +378,23 @@ def summarize_stderr(stderr: str, count: int = MESSAGE_LINES) -> str:
     return "; ".join(reversed(kept))
 
 
+def _names_only(stderr: str, paths: Sequence[Path]) -> str:
+    """ffmpeg's text with each of ``paths`` (which it prints in full, ``file:`` prefix and all)
+    written as its file name: a message for a person names no folder of this machine."""
+    for path in sorted(paths, key=lambda p: len(str(p)), reverse=True):
+        stderr = stderr.replace(file_arg(path), path.name).replace(str(path), path.name)
+    return stderr
+
+
+def _file_arguments(argv: Sequence[str]) -> list[Path]:
+    """The files an argv names (inputs and outputs are all given as ``file:`` arguments)."""
+    return [Path(arg.removeprefix("file:")) for arg in argv if arg.startswith("file:")]
+
+
 def _failure(returncode: int, stderr: str, output: Path | None) -> Exception:
     target = f" writing {output.name}" if output else ""
     if _DISK_FULL in stderr:
-        where = output.parent if output else "the output folder"
-        return StorageError(f"the disk holding {where} is full (no space left on device)")
+        return StorageError(f"the disk is full (no space left on device){target}")
     if returncode < 0:
         name = signal.Signals(-returncode).name
         return FFmpegError(f"ffmpeg was killed by {name}{target} before it finished")

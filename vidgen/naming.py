@@ -133,6 +133,9 @@ def publish(source: Path, target: Path) -> Path:
 
 
 def _storage_error(exc: OSError, target: Path) -> StorageError:
+    # Folders by their name: the message reaches the job's log, the status page, error files.
+    folder = target.parent.name
     if exc.errno == errno.ENOSPC:
-        return StorageError(f"the disk holding {target.parent} is full; free some space")
-    return StorageError(f"cannot write {target}: {exc.strerror or exc}")
+        return StorageError(f"the disk holding the folder {folder} is full; free some space")
+    reason = exc.strerror or type(exc).__name__
+    return StorageError(f"cannot write {target.name} into the folder {folder}: {reason}")

@@ -32,6 +32,7 @@ from vidgen.db.manifests import (
 from vidgen.db.session import Database
 from vidgen.errors import Problem
 from vidgen.naming import FileType, allocate_path, project_name
+from vidgen.shown_paths import ShownPaths
 from watcher import files
 from watcher.manifest import CancelRequest, Catalogue, Manifest, ValidationResult, validate_bytes
 from watcher.plan import Placement, StoredReference, build_record, resolved_text
@@ -94,6 +95,7 @@ class Intake:
         self.catalogue = catalogue
         self._on_step = on_step
         self._first_seen: dict[Path, float] = {}
+        self._shown = ShownPaths.from_settings(settings)
 
     def process(self, path: Path) -> IntakeResult:
         """Take ``path`` (a manifest at the top of an inbox) if it is ready, else leave it."""
@@ -187,7 +189,9 @@ class Intake:
             return self._cancel(claim, result.manifest)
         return self._reject(claim, result.format(claim.original))
 
-    def _reject(self, claim: _Claim, error_text: str) -> IntakeResult:
+    def _reject(self, claim: _Claim, problems: str) -> IntakeResult:
+        # The error file is read by whoever dropped the manifest: no folder of this machine.
+        error_text = self._shown.text(problems)
         attempt = 1
         while True:
             target = files.rejected_target(claim.inbox.path, claim.original, attempt)
