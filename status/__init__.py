@@ -6,7 +6,7 @@ set; ``print_jobs`` is the terminal view of ``vidgen jobs``.
 
 from status.app import create_app
 from status.health import BackendHealth, BackendProbe, backend_probe
-from status.rejected import RejectedLister, RejectedManifest
+from status.rejected import RejectedLister, RejectedListing, RejectedManifest
 from status.server import serve
 from status.terminal import print_jobs
 
@@ -14,6 +14,7 @@ __all__ = [
     "BackendHealth",
     "BackendProbe",
     "RejectedLister",
+    "RejectedListing",
     "RejectedManifest",
     "backend_probe",
     "create_app",

@@ -12,14 +12,17 @@ from vidgen.db.queries import get_job, get_project, list_jobs, list_projects
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_PER_PAGE = 50
+# Far beyond any real job list, and small enough that the row offset of the last page stays a
+# 64-bit number for the database (MAX_PER_PAGE rows a page).
+MAX_PAGE = 1_000_000_000
 
 
 def page_arguments() -> tuple[int, int]:
-    """``?page=`` and ``?perPage=`` as numbers; anything else counts as absent."""
-    return (
-        request.args.get("page", 1, type=int) or 1,
-        request.args.get("perPage", DEFAULT_PER_PAGE, type=int) or DEFAULT_PER_PAGE,
-    )
+    """``?page=`` and ``?perPage=`` as numbers; anything else counts as absent, and a page
+    beyond ``MAX_PAGE`` is that page (empty, like any page past the end)."""
+    page = request.args.get("page", 1, type=int) or 1
+    per_page = request.args.get("perPage", DEFAULT_PER_PAGE, type=int) or DEFAULT_PER_PAGE
+    return min(max(page, 1), MAX_PAGE), per_page
 
 
 @bp.get("/jobs")

@@ -44,6 +44,7 @@ RETRY_MS = 2000
 BUSY_RETRY_MS = 5000  # a client turned away for lack of threads polls this slowly
 CATCH_UP_SECONDS = 600  # a Last-Event-ID older than this is ignored: the snapshot must do
 RESERVED_THREADS = 4  # server threads kept free of streams, for pages and the API
+MAX_EVENT_ID_DIGITS = 20  # microseconds since 1970 need 16 digits until the year 2286
 
 
 def event_name(job: JobSummary) -> str:
@@ -201,9 +202,14 @@ class ChangeFeed:
 
 
 def _since_last_event(value: str | None) -> datetime | None:
-    if not value or not value.isdigit():
+    """The time a ``Last-Event-ID`` names (microseconds since the epoch, as ``event_id``
+    writes it), or None for anything else: a client may send any header at all."""
+    if not value or len(value) > MAX_EVENT_ID_DIGITS or not (value.isascii() and value.isdigit()):
         return None
-    moment = datetime.fromtimestamp(int(value) / 1_000_000, UTC)
+    try:
+        moment = datetime.fromtimestamp(int(value) / 1_000_000, UTC)
+    except (OverflowError, OSError, ValueError):  # beyond the years a datetime can hold
+        return None
     if datetime.now(UTC) - moment > timedelta(seconds=CATCH_UP_SECONDS):
         return None
     return moment

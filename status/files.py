@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, send_file
+from flask import Blueprint, Response, abort, request, send_file
 
 from status.context import status_context
+from status.plain_files import open_folder, open_plain
 from vidgen.config import Settings
 
 bp = Blueprint("files", __name__)
@@ -74,24 +76,19 @@ class FileRoots:
                 return f"/files/{name}/{quote(str(relative), safe='/')}"
         return None
 
-    def resolve(self, url_path: str) -> Path | None:
-        """The file behind ``/files/<url_path>``, or None for anything the page must not serve:
-        traversal, absolute or odd names, symlinks leading out, folders, other files."""
+    def open(self, url_path: str) -> BinaryIO | None:
+        """The file behind ``/files/<url_path>``, open for reading, or None for anything the page
+        must not serve: traversal, absolute or odd names, folders, other files, and anything
+        that is not a regular file reached without a symbolic link (checked on the opened
+        descriptor, so nothing swapped in after a check is served, and nothing blocks)."""
         parts = url_path.split("/")
         if any(_bad_part(part) for part in parts) or len(parts) < 2:
             return None
         root = self.roots.get(parts[0])
         if root is None or not _allowed(parts[0], tuple(parts[1:])):
             return None
-        real = Path(os.path.realpath(root.joinpath(*parts[1:])))
-        try:
-            inside = real.relative_to(root).parts
-        except ValueError:
-            return None  # a symlink that leads out of the root
-        # Checked again on the real path: a link inside clips/ must not reach work/ or the db.
-        if not _allowed(parts[0], inside) or not real.is_file():
-            return None
-        return real
+        with open_folder(root, parts[1:-1]) as folder:
+            return None if folder is None else open_plain(parts[-1], folder)
 
 
 def _bad_part(part: str) -> bool:
@@ -108,23 +105,38 @@ def _allowed(root_name: str, parts: tuple[str, ...]) -> bool:
     return len(parts) >= 3 and parts[1] in STORAGE_FOLDERS
 
 
-def content_type(path: Path) -> str | None:
-    return CONTENT_TYPES.get(path.suffix.lower())
+def content_type(name: str) -> str | None:
+    return CONTENT_TYPES.get(PurePosixPath(name).suffix.lower())
 
 
 @bp.get("/files/<path:url_path>")
 def serve_file(url_path: str) -> Response:
     roots: FileRoots = status_context().file_roots
-    path = roots.resolve(url_path)
-    if path is None:
+    handle = roots.open(url_path)
+    if handle is None:
         abort(404)
-    mimetype = content_type(path)
+    try:
+        return _send(handle, PurePosixPath(url_path).name)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def _send(handle: BinaryIO, name: str) -> Response:
+    """The open file as a response with Range, ETag and Last-Modified from its descriptor."""
+    info = os.fstat(handle.fileno())
+    mimetype = content_type(name)
     response = send_file(
-        path,
+        handle,
         mimetype=mimetype or "application/octet-stream",
         as_attachment=mimetype is None,
-        conditional=True,
+        download_name=name,
+        conditional=False,
+        etag=f"{info.st_mtime_ns:x}-{info.st_size:x}",
+        last_modified=info.st_mtime,
         max_age=60,
     )
-    response.headers["Accept-Ranges"] = "bytes"
+    response.content_length = info.st_size
+    # Made conditional here, with the size, because send_file learns it only from a path.
+    response.make_conditional(request, accept_ranges=True, complete_length=info.st_size)
     return response

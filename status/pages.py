@@ -72,8 +72,8 @@ def job(job_id: str) -> str:
 
 @bp.get("/rejected")
 def rejected() -> str:
-    items = status_context().rejected_lister()
-    return render_template("rejected.html", items=items, inboxes=_inbox_names())
+    listing = status_context().rejected_lister()
+    return render_template("rejected.html", listing=listing, inboxes=_inbox_names())
 
 
 def _inbox_names() -> list[str]:

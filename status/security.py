@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from flask import Flask, Response, abort, redirect, request
 from werkzeug.exceptions import MethodNotAllowed
@@ -98,11 +98,24 @@ def require_token(token: str) -> BaseResponse | None:
     return None
 
 
+def same_site_target(path: str, query: list[tuple[str, str]]) -> str:
+    """Where ``?token=`` redirects to: the same page, rebuilt from the path's segments, each
+    percent-encoded, and the rest of the query, encoded again.
+
+    Browsers drop tabs and line breaks from a URL and read a backslash as a slash, so a path
+    of a slash, a tab, a slash and a host (or a slash, a backslash and a host) would take them
+    to that host. Encoded, every character of the target is plain ASCII, and with empty
+    segments dropped it starts with exactly one ``/``: no scheme, no host, this site.
+    """
+    segments = [quote(segment, safe="", errors="replace") for segment in path.split("/")]
+    kept = [segment for segment in segments if segment]
+    target = "/" + "/".join(kept) + ("/" if kept and path.endswith("/") else "")
+    return target + (f"?{urlencode(query, errors='replace')}" if query else "")
+
+
 def _cookie_redirect(token: str) -> BaseResponse:
     rest = [(k, v) for k, v in request.args.items(multi=True) if k != "token"]
-    # One leading slash: "//host" would be read as another site.
-    target = "/" + request.path.lstrip("/") + (f"?{urlencode(rest)}" if rest else "")
-    response = redirect(target, code=303)
+    response = redirect(same_site_target(request.path, rest), code=303)
     response.set_cookie(
         COOKIE_NAME,
         cookie_value(token),

@@ -25,7 +25,7 @@ from werkzeug.test import TestResponse
 from status import create_app, print_jobs, serve
 from status.context import status_context
 from status.health import BackendHealth
-from status.rejected import RejectedManifest
+from status.rejected import RejectedListing, RejectedManifest
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.browser import (
     FAILED_MESSAGE,
@@ -200,7 +200,7 @@ def test_rejected_lister_can_be_injected(settings: Settings, database: Database)
     item = RejectedManifest(
         "share", "x.yaml", "x.yaml:2: seed: expected a number", datetime.now(UTC)
     )
-    app = create_app(settings, database, rejected_lister=lambda: [item])
+    app = create_app(settings, database, rejected_lister=lambda: RejectedListing([item]))
     assert "expected a number" in _text(app.test_client().get("/rejected"))
 
 
@@ -309,7 +309,7 @@ def test_pages_have_no_inline_script_or_style(client: FlaskClient, seeded: Seede
 
 
 def test_an_internal_error_shows_no_trace(settings: Settings, database: Database) -> None:
-    def broken() -> list[RejectedManifest]:
+    def broken() -> RejectedListing:
         raise RuntimeError(f"secret detail in {settings.storage}")
 
     app = create_app(settings, database, rejected_lister=broken)
