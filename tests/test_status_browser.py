@@ -6,16 +6,20 @@ Set VIDGEN_SCREENSHOTS to a folder (docs/screenshots) to keep the screenshots th
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.fixtures.browser import SeededStatus, ServeStatus
+from status.rejected import NOT_PLAIN
+from tests.fixtures.browser import SeededStatus, ServeStatus, assert_same_site, seed_rejected
 from tests.fixtures.pipeline import placed_clip, sample_request
+from vidgen.config import Settings
 from vidgen.db.claims import claim_next
 from vidgen.db.jobs import add_generate_job, complete_generate, report_progress
 from vidgen.db.models import Project, RunsOn
@@ -123,12 +127,92 @@ def test_a_clip_and_an_export_play_and_seek(
     exports.context.close()
 
 
+def test_hostile_rejected_files_never_stall_the_page(
+    chromium: Browser,
+    serve_status: ServeStatus,
+    settings: Settings,
+    seeded: SeededStatus,
+    tmp_path: Path,
+) -> None:
+    """A symlinked and a FIFO error file: the page shows neither the linked file nor waits
+    for the FIFO, and every page answers within a second throughout."""
+    secret = tmp_path / "passwd"
+    secret.write_text(SECRET, encoding="utf-8")
+    rejected = seed_rejected(settings, secret)
+    (rejected / "pipe.yaml").write_text("x\n", encoding="utf-8")
+    os.mkfifo(rejected / "pipe.yaml.error.txt")  # read as a file, it would wait for a writer
+    os.mkfifo(rejected / "alone.yaml.error.txt")
+    base = serve_status()
+    paths = ["/rejected", "/", "/api/jobs", f"/jobs/{seeded.failed_job_id}", "/rejected"]
+    with ThreadPoolExecutor(max_workers=ROUND) as pool:
+        for _ in range(3):  # rounds of concurrent requests, fewer than the server's threads
+            answers = list(pool.map(lambda path: _answer_within(base + path), paths * 2))
+            assert answers == [200] * len(answers)
+            page = _open(chromium, base + "/rejected")
+            cards = page.locator("li.card")
+            expect(cards.filter(has_text="pipe.yaml")).to_contain_text(NOT_PLAIN)
+            expect(cards.filter(has_text="night.yaml")).to_contain_text(NOT_PLAIN)
+            expect(page.locator("body")).to_contain_text("h\\xf6liday.yaml")
+            assert SECRET not in page.content()
+            assert "alone.yaml" not in page.content()
+            page.context.close()
+
+
+ROUND = 10  # requests at once; the status page has 16 server threads
+SECRET = "root:x:0:0:root:/root:/bin/bash"
+
+
+def _answer_within(url: str) -> int:
+    """The status code of GET ``url``, which must answer within 1 s (a deadline: a request
+    stuck behind a FIFO never answers at all)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=1.0)
+    try:
+        connection.request("GET", parts.path)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_a_token_link_aimed_elsewhere_stays_on_the_site(
+    chromium: Browser, serve_status: ServeStatus
+) -> None:
+    base = serve_status(token="t")
+    context = chromium.new_context()
+    elsewhere: list[str] = []
+
+    def only_this_site(route: Route) -> None:
+        if route.request.url.startswith(base + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_this_site)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    for path in (
+        "/%09/evil.example",
+        "/%5C%5Cevil.example",
+        "/%2F%2Fevil.example",
+        "//evil.example",
+    ):
+        page.goto(f"{base}{path}?token=t")
+        assert page.url.startswith(base + "/"), (path, page.url)
+        assert_same_site(page.url.removeprefix(base))
+    assert elsewhere == []
+    context.close()
+
+
 def _pages(seeded: SeededStatus) -> dict[str, str]:
     return {
         "jobs": "/",
         "project": f"/projects/{seeded.project_name}",
         "outputs": f"/projects/{quote(seeded.korean_project_name)}",
         "job": f"/jobs/{seeded.failed_job_id}",
+        "rejected": "/rejected",
     }
 
 
@@ -138,15 +222,18 @@ def test_screenshots_and_no_sideways_scrolling(
     chromium: Browser,
     serve_status: ServeStatus,
     seeded: SeededStatus,
+    settings: Settings,
     tmp_path: Path,
     size: str,
     scheme: str,
 ) -> None:
+    seed_rejected(settings, tmp_path)
     base = serve_status()
     keep = os.environ.get("VIDGEN_SCREENSHOTS")
     for name, path in _pages(seeded).items():
         page = _open(chromium, base + path, size, scheme)
-        _wait_live(page)
+        if name != "rejected":  # the one page that is not live
+            _wait_live(page)
         page.wait_for_function(
             "[...document.images].every(i => i.complete)"
             " && [...document.querySelectorAll('video')].every(v => v.readyState >= 1)"
