@@ -17,6 +17,10 @@ from vidgen.runtime import Part, Services, start
 
 pytestmark = pytest.mark.browser
 
+# Playwright's expect() waits 5 s by default, which a loaded two-core machine can outrun while
+# the clip and the export are made; the page.set_default_timeout below covers actions only.
+UNTIL = 60_000
+
 
 @pytest.fixture
 def running_vidgen(
@@ -41,7 +45,7 @@ def test_a_dropped_manifest_moves_live_on_the_jobs_page(
     page = chromium.new_page(viewport={"width": 1280, "height": 800})
     page.set_default_timeout(30_000)
     page.goto(f"http://127.0.0.1:{settings.status.port}/")
-    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "open")
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "open", timeout=UNTIL)
     page.evaluate("window.notReloaded = true")
     page.evaluate(
         """() => { window.seenValues = [];
@@ -54,12 +58,12 @@ def test_a_dropped_manifest_moves_live_on_the_jobs_page(
     (inbox / ".fox.yaml.part").rename(inbox / "fox.yaml")
 
     generate = page.locator("tr[data-job-id]", has=page.locator("text=generate"))
-    expect(generate).to_have_count(1)
-    expect(generate.locator(".badge")).to_have_text("active")
-    expect(generate.locator(".badge")).to_have_text("completed")
-    expect(generate.locator("progress")).to_have_js_property("value", 100)
+    expect(generate).to_have_count(1, timeout=UNTIL)
+    expect(generate.locator(".badge")).to_have_text("active", timeout=UNTIL)
+    expect(generate.locator(".badge")).to_have_text("completed", timeout=UNTIL)
+    expect(generate.locator("progress")).to_have_js_property("value", 100, timeout=UNTIL)
     export = page.locator("tr[data-job-id]", has=page.locator("text=export"))
-    expect(export.locator(".badge")).to_have_text("completed")
+    expect(export.locator(".badge")).to_have_text("completed", timeout=UNTIL)
     seen = page.evaluate("window.seenValues")
     assert any(0 < value < 100 for value in seen), "the bar never showed progress between 0 and 100"
     assert page.evaluate("window.notReloaded") is True
