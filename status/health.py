@@ -23,9 +23,11 @@ from flask import Blueprint, Response, jsonify
 
 from status.context import status_context
 from vidgen.config import ComfyUISettings, Settings
+from vidgen.db.delivery_state import target_states
 from vidgen.db.session import Database
 from vidgen.errors import VidgenError
 from vidgen.ffmpeg import ffmpeg_version
+from vidgen.notifications.targets import targets_of
 from workflows.comfyui_client import ComfyUIClient
 
 bp = Blueprint("health", __name__)
@@ -165,10 +167,38 @@ def check_health(
         "inboxes": [folder_state(i.path, need_write=True) for i in settings.inboxes],
         "storage": storage,
         "outboxes": outboxes,
+        "notifications": notification_targets(settings, database),
     }
     usable = report["database"]["ok"] and storage["ok"] and all(o["ok"] for o in outboxes)
     report["status"] = "unavailable" if not usable else _degraded(report) or "ok"
     return report, usable
+
+
+def notification_targets(settings: Settings, database: Database) -> list[dict[str, Any]]:
+    """Each webhook and Apprise target with how its newest try went: a failing one is shown
+    here and logged, and never makes vidgen unavailable."""
+    targets = targets_of(settings.notifications)
+    try:
+        states = target_states(database, [t.key for t in targets])
+    except VidgenError:
+        return [{"target": t.name, "where": t.where, "ok": None} for t in targets]
+    entries = []
+    for target in targets:
+        state = states[target.key]
+        delivered = state.last_delivered_at
+        entries.append(
+            {
+                "target": target.name,
+                "where": target.where,
+                "events": sorted(target.events),
+                "ok": state.last_ok is not False,
+                "waiting": state.waiting,
+                "givenUp": state.given_up,
+                "lastError": state.last_error,
+                "lastDeliveredAt": delivered.isoformat() if delivered else None,
+            }
+        )
+    return entries
 
 
 def _degraded(report: dict[str, Any]) -> str | None:

@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.comfyui",
     "tests.fixtures.pipeline",
     "tests.fixtures.browser",
+    "tests.fixtures.receiver",
 ]
 
 # In CI the property tests run the same examples every time, so a landing never depends on

@@ -126,6 +126,25 @@ def jobs(context: click.Context, follow: bool, limit: int) -> None:
         database.dispose()
 
 
+@main.command()
+@click.option("--test", "send_test", is_flag=True, help="send a test to each target")
+@click.pass_context
+def notify(context: click.Context, send_test: bool) -> None:
+    """Send a test notification to every webhook and Apprise target (one line each)."""
+    from vidgen.notifications.notifier import send_test as send_tests
+
+    if not send_test:
+        raise click.UsageError("say --test: vidgen notify --test sends a test to each target")
+    results = send_tests(_settings(context))
+    if not results:
+        click.echo("no notification targets: add notifications.webhooks or .apprise to config.yaml")
+    for result in results:
+        target = result.target
+        outcome = "ok" if result.error is None else f"failed: {result.error}"
+        click.echo(f"{target.name} {target.where}: {outcome}")
+    sys.exit(1 if any(r.error for r in results) else 0)
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

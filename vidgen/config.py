@@ -203,6 +203,60 @@ class StatusSettings:
     )
 
 
+EventKind = Literal["completed", "failed", "rejected", "queueEmpty", "attention"]
+EVENT_KINDS: tuple[EventKind, ...] = ("completed", "failed", "rejected", "queueEmpty", "attention")
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyTarget:
+    url: str = required("where to send it", min_length=1)
+    events: tuple[EventKind, ...] = setting(
+        EVENT_KINDS, "which events it gets", min_items=1, unique_items=True
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationSettings:
+    webhooks: tuple[NotifyTarget, ...] = setting((), "URLs vidgen POSTs each event to as JSON")
+    apprise: tuple[NotifyTarget, ...] = setting(
+        (), "Apprise URLs (ntfy://…, discord://…, tgram://…, mailto://…)"
+    )
+    status_url: str | None = setting(
+        None, "the status page's address in messages; null = http://{status.host}:{status.port}"
+    )
+    attention_after_seconds: float = setting(
+        300.0,
+        "a backend unreachable or a disk under minFreeBytes this long sends attention",
+        minimum=0,
+    )
+    timeout_seconds: float = setting(10.0, "one delivery attempt", exclusive_minimum=0)
+    retry_seconds: float = setting(10.0, "first retry of a failed delivery; doubles", minimum=0)
+    retry_max_seconds: float = setting(3600.0, "longest wait between two tries", minimum=0)
+    max_attempts: int = setting(12, "tries before a delivery is given up", minimum=1)
+    poll_seconds: float = setting(
+        2.0, "how often the notifier looks for events and checks for attention", exclusive_minimum=0
+    )
+
+    def __post_init__(self) -> None:
+        for target in self.webhooks:
+            parts = urlsplit(target.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(
+                    f"setting notifications.webhooks: expected http(s)://host/path, "
+                    f"got {target.url!r}"
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class GCSettings:
+    every_hours: float = setting(
+        24.0, "`vidgen run` cleans storage this often; 0 = only `vidgen gc`", minimum=0
+    )
+    keep_export_work_days: float = setting(
+        7.0, "an ended export's intermediate files (its work folder) are kept this long", minimum=0
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LoggingSettings:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
@@ -222,6 +276,11 @@ class Settings:
     outbox: Path = setting(
         Path("outbox"), "finished videos (an inbox may name its own)", env="VIDGEN_OUTBOX"
     )
+    min_free_bytes: int = setting(
+        1_000_000_000,
+        "less free space on storage or an outbox: attention, and `vidgen doctor` warns",
+        minimum=0,
+    )
     inboxes: tuple[InboxSettings, ...] = setting(
         (InboxSettings(Path("inbox")),),
         "folders watched for manifests",
@@ -239,6 +298,10 @@ class Settings:
     )
     status: StatusSettings = section(StatusSettings)
     logging: LoggingSettings = section(LoggingSettings)
+    notifications: NotificationSettings = section(
+        NotificationSettings, "each target gets the events it names (docs: README, Notifications)"
+    )
+    gc: GCSettings = section(GCSettings, "what `vidgen gc` and its daily run keep")
     database_url: str = field(init=False)  # database.url, or SQLite in storage when that is null
 
     def __post_init__(self) -> None:

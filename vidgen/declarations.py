@@ -180,7 +180,7 @@ def render(cls: type, header: list[str]) -> str:
 
 def _lines(entry: _Entry, value: Any, indent: str) -> Iterator[str]:
     hint, comment = _without_none(entry.hint), entry.declaration.comment
-    if not _is_block(hint):
+    if not _is_block(hint) or value == []:  # an empty list of mappings reads back as []
         yield _commented(f"{indent}{entry.key}: {_scalar(value)}", comment)
         return
     yield _commented(f"{indent}{entry.key}:", comment)

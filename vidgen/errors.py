@@ -11,7 +11,8 @@ VidgenError            .user_message (a sentence for a person), .retryable
 ├── FFmpegError        the meaningful last stderr lines; full stderr goes to the log
 ├── StorageError       disk full, path escaping its folder, file vanished
 │   └── DatabaseUnavailable  database gone or restarting: retryable
-└── JobCancelled       the job was cancelled while it ran
+├── JobCancelled       the job was cancelled while it ran
+└── NotificationError  a webhook or Apprise target did not take a notification: retryable
 """
 
 from __future__ import annotations
@@ -95,3 +96,9 @@ class DatabaseUnavailable(StorageError):
 
 class JobCancelled(VidgenError):
     """The job was cancelled while it ran."""
+
+
+class NotificationError(VidgenError):
+    """A notification target did not take a message; it is tried again later."""
+
+    retryable = True

@@ -22,7 +22,9 @@ from workflows.catalogue import ModelCatalogue
 
 if TYPE_CHECKING:
     from stages.worker import Worker
+    from vidgen.notifications.notifier import Notifier
     from watcher.observer import Watcher
+    from workflows.comfyui_client import ComfyUIClient
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class Services:
     workers: list[Worker] = field(default_factory=list)
     status_thread: threading.Thread | None = None
     catalogue: ModelCatalogue | None = None
+    notifier: Notifier | None = None
+    probe_clients: list[ComfyUIClient] = field(default_factory=list)  # the notifier's
     failure: VidgenError | None = None  # why a part stopped on its own (raised after stopping)
 
     def stop(self) -> None:
@@ -58,6 +62,10 @@ class Services:
             if not worker.join(_WORKER_STOP_SECONDS):
                 log.info("worker %s is waiting on ComfyUI; its job is released", worker.worker_id)
             worker.release_held()
+        if self.notifier is not None:
+            self.notifier.stop()
+        for client in self.probe_clients:
+            client.close()
         if self.status_thread is not None:
             self.status_thread.join(timeout=10)
         self.database.dispose()
@@ -93,6 +101,7 @@ def start(settings: Settings, parts: set[Part]) -> Services:
         services.workers = make_workers(settings, services.database)
         for worker in services.workers:
             worker.start()
+        _start_notifier(services)
     if Part.WATCH in parts:
         from watcher.intake import Intake
         from watcher.observer import Watcher
@@ -107,6 +116,18 @@ def start(settings: Settings, parts: set[Part]) -> Services:
         services.status_thread.start()
         log.info("status page on http://%s:%d", settings.status.host, settings.status.port)
     return services
+
+
+def _start_notifier(services: Services) -> None:
+    from vidgen.notifications.notifier import Notifier
+    from workflows.comfyui_client import ComfyUIClient
+
+    settings = services.settings
+    # Clients of its own: the monitor asks each backend whether it answers (attention).
+    services.probe_clients = [ComfyUIClient(url, settings.comfyui) for url in settings.comfyui.urls]
+    backends = {client.base_url: client.is_reachable for client in services.probe_clients}
+    services.notifier = Notifier(settings, services.database, backends)
+    services.notifier.start()
 
 
 def _serve_status(services: Services) -> None:

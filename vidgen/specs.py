@@ -322,6 +322,7 @@ class JobOutputs:
     clip: str | None = None
     thumbnail: str | None = None
     export: str | None = None
+    recipe: str | None = None  # the export's sidecar NAME.json, published before the video
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -29,6 +29,7 @@ from vidgen.db.manifests import (
     record_manifest,
     stored_path_of,
 )
+from vidgen.db.outbox import record_rejection
 from vidgen.db.session import Database
 from vidgen.errors import Problem
 from vidgen.naming import FileType, allocate_path, project_name
@@ -192,6 +193,7 @@ class Intake:
     def _reject(self, claim: _Claim, problems: str) -> IntakeResult:
         # The error file is read by whoever dropped the manifest: no folder of this machine.
         error_text = self._shown.text(problems)
+        record_rejection(self.database, claim.manifest_id, claim.original, error_text)
         attempt = 1
         while True:
             target = files.rejected_target(claim.inbox.path, claim.original, attempt)

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from vidgen.db import outbox
 from vidgen.db.models import (
     Clip,
     ClipStatus,
@@ -338,6 +339,8 @@ def end_job(session: Session, job: Job, status: JobStatus, message: str, now: da
         job.error_message = message
     level = "ERROR" if status == JobStatus.FAILED else "INFO"
     add_job_log(session, job.id, level, message)
+    # The notification of this end, if any, in the same transaction (the outbox).
+    outbox.job_ended(session, job, status)
 
 
 def fail_clips(session: Session, job: Job, message: str) -> None:

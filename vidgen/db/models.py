@@ -13,7 +13,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from vidgen.db.types import UnsignedBigInt, UTCDateTime, utcnow
@@ -228,3 +238,60 @@ class NameCounter(Base):
     project_name: Mapped[str] = mapped_column("projectName", String(64), primary_key=True)
     file_type: Mapped[str] = mapped_column("fileType", String(16), primary_key=True)
     last_index: Mapped[int] = mapped_column("lastIndex", Integer, default=0)
+
+
+class EventKind(StrEnum):
+    """What a notification is about (``notifications.*.events`` in config.yaml)."""
+
+    COMPLETED = "completed"  # a project's export was delivered
+    FAILED = "failed"  # a job failed for good
+    REJECTED = "rejected"  # a manifest was rejected
+    QUEUE_EMPTY = "queueEmpty"  # the last queued or active job ended
+    ATTENTION = "attention"  # a backend unreachable, or a disk nearly full, for a while
+
+
+class Event(Base):
+    """Something to notify about, written in the transaction of the change that caused it (a
+    transactional outbox): it exists exactly when the change does, whatever crashes after."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        Index("ix_event_fan_out", "fannedOutAt"),
+        {"mysql_engine": "InnoDB", **_TEXT_OPTIONS},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    project_id: Mapped[str | None] = mapped_column("projectId", ForeignKey("project.id"))
+    job_id: Mapped[str | None] = mapped_column("jobId", ForeignKey("job.id"))
+    # Events that several processes may notice (a rejection redone after a crash, the queue
+    # running empty, an attention episode) carry a key; the unique index keeps one of each.
+    dedup_key: Mapped[str | None] = mapped_column("dedupKey", String(255), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fanned_out_at: Mapped[datetime | None] = mapped_column("fannedOutAt")  # deliveries made
+    created_at: Mapped[datetime] = mapped_column("createdAt", default=utcnow)
+
+
+class Delivery(Base):
+    """One event to one configured target; ``target`` is the target's key (a hash of its kind
+    and URL: URLs may hold tokens, and are not stored)."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        Index("ix_delivery_due", "deliveredAt", "nextTryAt"),
+        Index("ix_delivery_target", "target", "updatedAt"),
+        UniqueConstraint("eventId", "target", name="uq_delivery_event_target"),
+        {"mysql_engine": "InnoDB", **_TEXT_OPTIONS},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column("eventId", ForeignKey("event.id"))
+    target: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Due when not null and past; a claim moves it forward by the claim's lease. Null and not
+    # delivered: given up after notifications.maxAttempts.
+    next_try_at: Mapped[datetime | None] = mapped_column("nextTryAt")
+    delivered_at: Mapped[datetime | None] = mapped_column("deliveredAt")
+    last_error: Mapped[str | None] = mapped_column("lastError", Text)
+    created_at: Mapped[datetime] = mapped_column("createdAt", default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column("updatedAt", default=utcnow, onupdate=utcnow)
