@@ -23,6 +23,7 @@ from stages.comfyui_steps import ComfyUIStep, StepPrompt, step_prompts, upload_n
 from stages.export_plan import ExportPlan, FFmpegStep, Step, build_export_plan
 from stages.merge import ClipInput, concat_list_text
 from stages.prompts import collect, ensure_prompt
+from stages.recipe import publish_with_recipe, recipe_path
 from stages.worker import JobContext, Stage
 from vidgen.db import jobs
 from vidgen.errors import ComfyUIError, JobCancelled, StorageError
@@ -126,9 +127,9 @@ class ExportStage(Stage):
         target = allocate_path(
             context.database, outbox, context.job.project_name, FileType.EXPORT, extension
         )
-        outputs = JobOutputs(export=str(target))
+        outputs = JobOutputs(export=str(target), recipe=str(recipe_path(target)))
         if jobs.record_outputs(context.database, context.job.id, context.job.worker_id, outputs):
-            publish(plan.output, target)
+            publish_with_recipe(context, plan.output, target)  # the video and its NAME.json
             self._complete(context, target)
 
     def _complete(self, context: JobContext, target: Path) -> None:

@@ -49,11 +49,12 @@ def test_three_clips_with_a_fade_land_in_the_outbox(
     start_worker(settings)
     job = wait_for(job_ended(database, job_id), timeout=60, what="the export")
     assert job.job_status == "completed", job.error_message
-    outputs = sorted(settings.outbox.iterdir())
-    assert [p.name for p in outputs] == [job.output_file_name]
     assert job.output_file_name is not None
     assert job.output_file_name.endswith("_testProject_export_001.mp4")
-    info = probe(outputs[0])
+    sidecar = job.output_file_name.replace(".mp4", ".json")  # its recipe
+    outputs = sorted(settings.outbox.iterdir())
+    assert [p.name for p in outputs] == [sidecar, job.output_file_name]
+    info = probe(outputs[1])
     assert (info.width, info.height, info.codec, info.pix_fmt) == (512, 512, "h264", "yuv420p")
     assert abs(info.duration_sec - 5.0) < 0.1
     assert not (settings.storage / "testProject" / "work" / job_id).exists()

@@ -7,23 +7,20 @@ ids are replaced by the real ones."""
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.database import make_settings
 from tests.fixtures.media import MakeClip, make_image
-from tests.fixtures.pipeline import sent_prompts, wait_for
+from tests.fixtures.pipeline import graphs_sent, wait_for
 from vidgen.config import Settings
-from vidgen.db.models import Clip, Job, JobType
 from vidgen.db.session import Database
-from vidgen.runtime import Part, Services, start
-from vidgen.validation import EXPORT_JOB, generate_job, manifest_graphs
+from vidgen.runtime import Services
+from vidgen.validation import manifest_graphs
 from watcher.manifest import check_file
 from workflows.catalogue import ModelCatalogue
 
@@ -57,19 +54,6 @@ CASES = {
         "  upscale: {scale: 2, engine: ffmpeg}\n"
     ),
 }
-
-
-@pytest.fixture
-def running() -> Iterator[Callable[[Settings], Services]]:
-    started: list[Services] = []
-
-    def run(settings: Settings) -> Services:
-        started.append(start(settings, {Part.WATCH, Part.WORK}))
-        return started[-1]
-
-    yield run
-    for services in started:
-        services.stop()
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -109,36 +93,9 @@ def test_the_graphs_sent_are_the_graphs_validate_printed(
     )
     assert not rejected.exists(), rejected.read_text(encoding="utf-8")
 
-    sent = _graphs_sent(database)
+    sent = graphs_sent(database)
     assert sorted(sent) == sorted(printed)
     for name, graph in printed.items():
         assert sent[name] == graph, name
     received = {p.prompt_id: p.prompt for p in comfyui.prompts_received if p.accepted}
     assert len(received) == len(sent)
-
-
-def _graphs_sent(database: Database) -> dict[str, Any]:
-    """Every graph the jobs recorded (and sent), keyed as validate prints them, the real job ids
-    replaced by validate's stand-ins."""
-    with database.session() as session:
-        clips = {c.id: c for c in session.query(Clip)}
-        jobs = session.query(Job).all()
-    stand_in: dict[str, str] = {}
-    keyed: list[tuple[str, str]] = []  # (job id, what validate calls its graph)
-    for job in jobs:
-        if job.job_type == JobType.EXPORT:
-            stand_in[job.id] = EXPORT_JOB
-            keyed.append((job.id, "export"))
-            continue
-        clip = clips[job.input_clip_ids[0]]
-        stand_in[job.id] = generate_job(clip.order_index + 1)
-        keyed.append((job.id, clip.clip_name))
-    graphs: dict[str, Any] = {}
-    for job_id, name in keyed:
-        for prompt in sent_prompts(database, job_id):
-            text = json.dumps(prompt.graph)
-            for real, placeholder in stand_in.items():
-                text = text.replace(real, placeholder)
-            key = f"export: {prompt.step}" if name == "export" else name
-            graphs[key] = json.loads(text)
-    return graphs

@@ -23,7 +23,7 @@ from vidgen.config import EVENT_KINDS, Settings
 from vidgen.db.models import Delivery, Event, EventKind
 from vidgen.db.session import Database
 from vidgen.notifications.monitor import Monitor
-from vidgen.runtime import Part, Services, start
+from vidgen.runtime import Services
 from vidgen.specs import ExportSpec
 
 VIDGEN = str(Path(sys.executable).with_name("vidgen"))
@@ -54,19 +54,6 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
-
-
-@pytest.fixture
-def running() -> Iterator[Callable[[Settings], Services]]:
-    started: list[Services] = []
-
-    def run(settings: Settings) -> Services:
-        started.append(start(settings, {Part.WATCH, Part.WORK}))
-        return started[-1]
-
-    yield run
-    for services in started:
-        services.stop()
 
 
 def test_the_event_kinds_of_config_and_database_agree() -> None:

@@ -124,14 +124,14 @@ def test_every_no_gpu_example_reaches_the_outbox(
     _drop(inbox, "missing.yaml", "video: media/missing.mp4\n")
     outputs = wait_for(
         lambda: (
-            len(list(settings.outbox.iterdir())) == len(examples)
+            len(list(settings.outbox.iterdir())) == 2 * len(examples)  # each with its NAME.json
             and list(settings.outbox.iterdir())
         ),
         timeout=180,
         what="every example's video",
     )
     suffixes = sorted(p.suffix for p in outputs)
-    assert suffixes == [".gif", ".mp4", ".mp4", ".webm"]
+    assert suffixes == [".gif", ".json", ".json", ".json", ".json", ".mp4", ".mp4", ".webm"]
 
     def statuses() -> set[str]:
         with database.session() as session:

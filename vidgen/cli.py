@@ -107,6 +107,15 @@ def validate(context: click.Context, files: tuple[Path, ...], show_workflows: bo
 
 
 @main.command()
+@click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def manifest(video: Path) -> None:
+    """Print the manifest that makes VIDEO again, from its metadata (or its NAME.json)."""
+    from stages.recipe import manifest_yaml, read_recipe
+
+    click.echo(manifest_yaml(read_recipe(video), video.name), nl=False)
+
+
+@main.command()
 @click.option("--follow", "-f", is_flag=True, help="keep showing live progress until Ctrl-C")
 @click.option("--limit", default=30, show_default=True, help="how many of the newest jobs")
 @click.pass_context

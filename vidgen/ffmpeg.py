@@ -30,6 +30,7 @@ __all__ = [
     "ffmpeg_version",
     "file_arg",
     "filter_number",
+    "format_tags",
     "probe",
     "run",
     "summarize_stderr",
@@ -133,6 +134,16 @@ def probe(path: Path) -> MediaInfo:
         pix_fmt=str(video.get("pix_fmt", "")),
         has_audio=any(s.get("codec_type") == "audio" for s in data.get("streams", [])),
     )
+
+
+def format_tags(path: Path) -> dict[str, str]:
+    """The container's own metadata (MP4 tags, Matroska tags, a GIF's comment), keys lowercased.
+
+    Raises:
+        FFmpegError: as :func:`probe`.
+    """
+    tags = _ffprobe_json(path, count_packets=False).get("format", {}).get("tags", {})
+    return {str(k).lower(): str(v) for k, v in tags.items()}
 
 
 def _ffprobe_json(path: Path, *, count_packets: bool) -> dict[str, Any]:

@@ -381,4 +381,33 @@ def clip_spec_as_manifest(spec: ClipSpec) -> dict[str, Any]:
     return clip
 
 
+def export_spec_as_manifest(spec: ExportSpec) -> dict[str, Any] | None:
+    """The manifest's ``export`` section that asks for ``spec`` again: the engines as intake
+    decided them (never ``auto``, so the answer does not depend on what is reachable then).
+    None for a lone clip delivered as it is, which is what leaving the section out asks."""
+    if spec.deliver_as_is:
+        return None
+    section: dict[str, Any] = {}
+    if spec.transition.type is not TransitionType.NONE:
+        transition = {"type": spec.transition.type.value, "duration": spec.transition.duration_sec}
+        if spec.transition.type is TransitionType.WIPE:
+            transition["direction"] = spec.transition.direction
+        section["transition"] = transition
+    if spec.upscale is not None:
+        upscale = spec.upscale
+        section["upscale"] = {
+            "scale": upscale.scale,
+            "engine": upscale.engine.value,
+            "model": upscale.model,
+        }
+    if spec.interpolate is not None:
+        interpolate = spec.interpolate
+        section["interpolate"] = {
+            "fps": interpolate.fps,
+            "engine": interpolate.engine.value,
+            "model": interpolate.model,
+        }
+    return {**section, "format": spec.format.value, "quality": spec.quality.value}
+
+
 # "WxH" in pixels, as config.yaml's generation.resolution spells it.
