@@ -154,6 +154,22 @@ def notify(context: click.Context, send_test: bool) -> None:
     sys.exit(1 if any(r.error for r in results) else 0)
 
 
+@main.command()
+@click.pass_context
+def gc(context: click.Context) -> None:
+    """Remove what storage no longer needs (work folders, removed clips); print what it freed."""
+    from stages.gc import collect_garbage
+    from vidgen.runtime import open_migrated
+
+    settings = _settings(context)
+    database = open_migrated(settings)
+    try:
+        for line in collect_garbage(settings, database).lines():
+            click.echo(line)
+    finally:
+        database.dispose()
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

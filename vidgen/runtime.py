@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _WORKER_STOP_SECONDS = 5.0
+_GC_FIRST_DELAY_SECONDS = 300.0  # the first clean-up waits for start-up's own work to settle
 
 
 class Part(StrEnum):
@@ -47,6 +48,7 @@ class Services:
     watcher: Watcher | None = None
     workers: list[Worker] = field(default_factory=list)
     status_thread: threading.Thread | None = None
+    gc_thread: threading.Thread | None = None
     catalogue: ModelCatalogue | None = None
     notifier: Notifier | None = None
     probe_clients: list[ComfyUIClient] = field(default_factory=list)  # the notifier's
@@ -66,6 +68,8 @@ class Services:
             self.notifier.stop()
         for client in self.probe_clients:
             client.close()
+        if self.gc_thread is not None:
+            self.gc_thread.join(timeout=10)
         if self.status_thread is not None:
             self.status_thread.join(timeout=10)
         self.database.dispose()
@@ -109,6 +113,11 @@ def start(settings: Settings, parts: set[Part]) -> Services:
         intake = Intake(settings, services.database, services.catalogue.installed)
         services.watcher = Watcher(settings, intake)
         services.watcher.start()
+    if parts == set(Part) and settings.gc.every_hours > 0:  # `vidgen run`
+        services.gc_thread = threading.Thread(
+            target=_clean_storage, args=(services,), name="gc", daemon=True
+        )
+        services.gc_thread.start()
     if Part.STATUS in parts:
         services.status_thread = threading.Thread(
             target=_serve_status, args=(services,), name="status", daemon=True
@@ -128,6 +137,21 @@ def _start_notifier(services: Services) -> None:
     backends = {client.base_url: client.is_reachable for client in services.probe_clients}
     services.notifier = Notifier(settings, services.database, backends)
     services.notifier.start()
+
+
+def _clean_storage(services: Services) -> None:
+    """`vidgen gc` every ``gc.everyHours`` until vidgen stops."""
+    from stages.gc import collect_garbage
+
+    wait = _GC_FIRST_DELAY_SECONDS
+    while not services.stop_event.wait(wait):
+        try:
+            collect_garbage(services.settings, services.database)
+        except VidgenError as exc:  # the database restarting, say: next time
+            log.warning("storage clean-up failed: %s", exc.user_message)
+        except OSError as exc:
+            log.warning("storage clean-up failed: %s", exc)
+        wait = services.settings.gc.every_hours * 3600
 
 
 def _serve_status(services: Services) -> None:
