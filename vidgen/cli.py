@@ -170,6 +170,19 @@ def gc(context: click.Context) -> None:
         database.dispose()
 
 
+@main.command()
+@click.pass_context
+def doctor(context: click.Context) -> None:
+    """Check FFmpeg, the database, ComfyUI, the inboxes, disks and the status page; say what to
+    fix. Exit 1 on any error."""
+    from vidgen.doctor import Level, diagnose
+
+    findings = diagnose(_settings(context))
+    for finding in findings:
+        click.echo(finding.line())
+    sys.exit(1 if any(f.level is Level.ERROR for f in findings) else 0)
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

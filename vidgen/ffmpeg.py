@@ -27,6 +27,7 @@ __all__ = [
     "FFmpegGraph",
     "MediaInfo",
     "extract_thumbnail",
+    "ffmpeg_encoders",
     "ffmpeg_version",
     "file_arg",
     "filter_number",
@@ -200,17 +201,30 @@ def _int(value: object) -> int:
 
 def ffmpeg_version() -> str:
     """The installed ffmpeg's version, e.g. ``5.1.9-0+deb12u1`` (for /health and bug reports)."""
+    first = next(iter(_ask_ffmpeg("-version").splitlines()), "")
+    match = re.match(r"ffmpeg version (\S+)", first)
+    if not match:
+        raise FFmpegError(f"ffmpeg -version did not answer as expected: {first}")
+    return match.group(1)
+
+
+def ffmpeg_encoders() -> frozenset[str]:
+    """The names of the encoders this ffmpeg has (``libx264``, ``gif``, …)."""
+    # Lines like " V....D libx264   libx264 H.264 / …", after a legend ending in "------".
+    listing = _ask_ffmpeg("-encoders").split(" ------", 1)[-1]
+    return frozenset(line.split()[1] for line in listing.splitlines() if len(line.split()) > 1)
+
+
+def _ask_ffmpeg(option: str) -> str:
     try:
         done = subprocess.run(
-            [FFMPEG, "-hide_banner", "-version"], capture_output=True, text=True, check=False
+            [FFMPEG, "-hide_banner", option], capture_output=True, text=True, check=False
         )
     except FileNotFoundError as exc:
         raise FFmpegError("ffmpeg is not installed (install the ffmpeg package)") from exc
-    first = done.stdout.splitlines()[0] if done.stdout else ""
-    match = re.match(r"ffmpeg version (\S+)", first)
-    if done.returncode != 0 or not match:
-        raise FFmpegError(f"ffmpeg -version did not answer as expected: {first or done.stderr}")
-    return match.group(1)
+    if done.returncode != 0:
+        raise FFmpegError(f"ffmpeg {option} failed: {summarize_stderr(done.stderr)}")
+    return done.stdout
 
 
 def extract_thumbnail(video: Path, dest_jpg: Path, width: int = 320) -> None:

@@ -242,6 +242,15 @@ class ComfyUIDouble:
         await asyncio.sleep(seconds)
         await self._listen()
 
+    @property
+    def comfyui_version(self) -> str:
+        """The version ``/system_stats`` reports (0.3.64, the captured server's)."""
+        return self.controls.comfyui_version
+
+    @comfyui_version.setter
+    def comfyui_version(self, version: str) -> None:
+        self.controls.comfyui_version = version
+
     def set_models(self, folder: str, names: list[str]) -> None:
         """Install exactly these files in a model folder (checkpoints, vae, upscale_models, ...)."""
         self.engine.schemas.set_models(folder, names)

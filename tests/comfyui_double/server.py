@@ -273,7 +273,7 @@ class Routes:
         ram_total, ram_free = 25276502016, 24077099008
         system = {
             "os": "posix", "ram_total": ram_total, "ram_free": ram_free,
-            "comfyui_version": "0.3.64", "required_frontend_version": "1.27.10",
+            "comfyui_version": controls.comfyui_version, "required_frontend_version": "1.27.10",
             "installed_templates_version": "0.1.95", "required_templates_version": "0.1.95",
             "python_version": sys.version, "pytorch_version": "2.14.1+cu130",
             "embedded_python": False,

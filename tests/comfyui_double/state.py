@@ -112,6 +112,7 @@ class Controls:
     failures: list[Failure] = field(default_factory=list)
     vram_total: int = 12 * 1024**3
     vram_free: int = 11 * 1024**3
+    comfyui_version: str = "0.3.64"  # what /system_stats reports
 
     def take_failure(self, node_id: str, class_type: str) -> Failure | None:
         for failure in self.failures:

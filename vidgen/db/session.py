@@ -11,6 +11,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
@@ -119,6 +121,37 @@ def upgrade(database: Database) -> None:
     with database.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationState:
+    current: str | None  # None: no vidgen tables yet
+    head: str  # the newest migration this vidgen has
+    known: bool  # whether this vidgen has the current one (a newer vidgen may have migrated)
+
+
+def migration_state(database: Database) -> MigrationState:
+    """Where the database's schema is, without changing anything (``vidgen doctor``).
+
+    Raises:
+        DatabaseUnavailable: the database cannot be reached.
+    """
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    try:
+        with database.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as exc:
+        raise DatabaseUnavailable(f"the database is unavailable ({exc.orig})") from exc
+    known = current is None or current in {r.revision for r in script.walk_revisions()}
+    return MigrationState(current, script.get_current_head() or "", known)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for any other database (or an in-memory one)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def insert_new_in_bulk(session: Session, models: Sequence[type[Any]]) -> None:
