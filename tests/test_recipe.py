@@ -52,6 +52,8 @@ def test_each_format_carries_its_recipe_and_a_sidecar(
     start_worker: StartWorker,
 ) -> None:
     ids = ready_clips(database, clips[:2])
+    with database.session() as session:
+        session.query(Project).update({"description": TRICKY})  # into each format's metadata
     job_id = queue_export(database, ids, ExportSpec(format=fmt), settings.outbox)
     start_worker(settings)
     ended = wait_for(job_ended(database, job_id), timeout=120, what="the export")
@@ -77,6 +79,7 @@ def test_each_format_carries_its_recipe_and_a_sidecar(
     assert printed.returncode == 0, printed.stderr
     manifest = yaml.safe_load(printed.stdout)
     assert manifest == sidecar["manifest"]
+    assert manifest["description"] == TRICKY
     assert manifest["export"]["format"] == fmt.value
     assert [c["video"] for c in manifest["clips"]] == ["clip_0.mp4", "clip_1.mp4"]
 
