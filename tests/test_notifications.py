@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +44,6 @@ def _events(database: Database) -> list[Event]:
 def _deliveries(database: Database) -> list[Delivery]:
     with database.session() as session:
         return list(session.query(Delivery).order_by(Delivery.id))
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def test_the_event_kinds_of_config_and_database_agree() -> None:

@@ -6,10 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.database import make_settings, write_config
@@ -17,16 +14,6 @@ from tests.fixtures.pipeline import clip_row, job_ended, job_row, queue_clip, te
 from vidgen.db.session import Database
 
 VIDGEN = str(Path(sys.executable).with_name("vidgen"))
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def _start_work(config: Path, processes: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
