@@ -13,7 +13,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("intake_bench.py", "generate_bench.py", "export_bench.py", "status_bench.py")
+BENCHMARKS = (
+    "intake_bench.py",
+    "generate_bench.py",
+    "export_bench.py",
+    "status_bench.py",
+    "notify_bench.py",
+)
 
 
 def main() -> int:
