@@ -136,8 +136,8 @@ def test_a_hook_that_never_answers_holds_up_no_worker(
     database: Database,
     tmp_path: Path,
     clips: list[Path],
-    black_hole: BlackHole,
     running: Callable[[Settings], Services],
+    black_hole: BlackHole,  # after running: closed first at teardown, which ends the try
 ) -> None:
     url = database.engine.url.render_as_string(hide_password=False)
     hole = {"url": black_hole.url, "events": ["completed"]}

@@ -85,8 +85,9 @@ class Notifier:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop after the try in flight (each ends within ``notifications.timeoutSeconds``)."""
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop; a try still waiting on a slow target is left behind (the thread is a daemon),
+        so vidgen stops within seconds. Its claim lapses, and the next start tries again."""
         self._stop.set()
         self._thread.join(timeout)
 
