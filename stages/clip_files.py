@@ -3,22 +3,23 @@ order that leaves no orphan file and no row pointing at nothing, whatever moment
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 from stages.worker import JobContext
 from vidgen.db import jobs
 from vidgen.db.jobs import PlacedClip
-from vidgen.errors import StorageError
 from vidgen.ffmpeg import extract_thumbnail, probe
-from vidgen.naming import FileType, allocate_path, publish
+from vidgen.naming import FileType, allocate_path, publish, publish_shared
 from vidgen.specs import JobOutputs
 
 
-def place_clip(context: JobContext, video: Path, workflow: dict[str, Any] | None) -> None:
+def place_clip(
+    context: JobContext, video: Path, workflow: dict[str, Any] | None, *, shared: bool = False
+) -> None:
     """Move ``video`` (in the work folder) into storage under its conventional name, with a
-    thumbnail, and mark the clip ready."""
+    thumbnail, and mark the clip ready. ``shared``: ``video`` is a stored file that stays (an
+    imported clip's reference); the clip is a second name of it, not a copy."""
     project_dir = context.settings.storage / context.job.project_name
     extension = video.suffix.lstrip(".").lower() or "mp4"
     name = context.job.project_name
@@ -33,7 +34,7 @@ def place_clip(context: JobContext, video: Path, workflow: dict[str, Any] | None
     outputs = JobOutputs(clip=str(clip_path), thumbnail=str(thumb_path))
     if not jobs.record_outputs(context.database, context.job.id, context.job.worker_id, outputs):
         return
-    publish(video, clip_path)
+    (publish_shared if shared else publish)(video, clip_path)
     _finish(context, clip_path, thumb_path, workflow)
 
 
@@ -47,10 +48,11 @@ def _finish(
     context: JobContext, clip_path: Path, thumb_path: Path, workflow: dict[str, Any] | None
 ) -> None:
     context.progress(95, "making the thumbnail")
-    info = probe(clip_path)
+    # A clip is a user's imported video or ComfyUI's output: read as a file vidgen did not make.
+    info = probe(clip_path, untrusted=True)
     if not thumb_path.is_file():
         partial = context.work_dir / "thumbnail.jpg"
-        extract_thumbnail(clip_path, partial)
+        extract_thumbnail(clip_path, partial, untrusted=True)
         publish(partial, thumb_path)
     placed = PlacedClip(
         file_path=str(clip_path),
@@ -66,15 +68,3 @@ def _finish(
         f"clip ready: {clip_path.name} ({info.width}x{info.height}, {info.frame_count} frames, "
         f"{info.duration_sec:.2f} s)"
     )
-
-
-def copy_into_work(context: JobContext, source: Path, name: str) -> Path:
-    """A private copy of a stored input (refs stay untouched whatever the stage does)."""
-    target = context.work_dir / name
-    try:
-        shutil.copyfile(source, target)
-    except FileNotFoundError as exc:
-        raise StorageError(f"the stored input {source.name} is missing from storage") from exc
-    except OSError as exc:
-        raise StorageError(f"cannot copy {source.name} into the work folder: {exc}") from exc
-    return target

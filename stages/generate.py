@@ -14,11 +14,11 @@ from pathlib import Path
 
 from typing_extensions import override
 
-from stages.clip_files import copy_into_work, finish_placed, place_clip
+from stages.clip_files import finish_placed, place_clip
 from stages.prompts import collect, ensure_prompt
 from stages.worker import JobContext, Stage
 from vidgen.db.queries import SentPrompt
-from vidgen.errors import JobCancelled
+from vidgen.errors import JobCancelled, StorageError
 from vidgen.ffmpeg import probe
 from vidgen.specs import ClipSpec, GenerationMode
 from workflows import (
@@ -39,7 +39,11 @@ _STEP = "clip"
 
 
 class ImportStage(Stage):
-    """An imported video becomes a ready clip without a GPU: probe, copy, thumbnail."""
+    """An imported video becomes a ready clip without a GPU: probe, place, thumbnail.
+
+    The video is intake's checked copy in the project's refs/ (a plain container, or intake
+    would have refused it); the clip is a second name of that file, so a video named by many
+    clips is stored once, and the export reads vidgen's copy, never the user's file."""
 
     @override
     def prepare(self, context: JobContext) -> bool:
@@ -57,10 +61,11 @@ class ImportStage(Stage):
             raise ValueError(f"job {context.job.id} imports a clip without a video")
         context.progress(10, "probing the imported video")
         source = Path(spec.video)
-        probe(source)
-        context.progress(40, "copying the imported video")
-        work_copy = copy_into_work(context, source, f"import{source.suffix.lower() or '.mp4'}")
-        place_clip(context, work_copy, None)
+        if not source.is_file():
+            raise StorageError(f"the stored input {source.name} is missing from storage")
+        probe(source, untrusted=True)
+        context.progress(40, "placing the imported video")
+        place_clip(context, source, None, shared=True)
 
     @override
     def on_failure(self, context: JobContext, message: str) -> None:

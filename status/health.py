@@ -1,8 +1,10 @@
 """``GET /health``: can vidgen work? The database, each ComfyUI backend, ffmpeg, the folders.
 
 200 while vidgen can work (a missing ComfyUI or ffmpeg is reported, not fatal: jobs wait or fail
-with a message), 503 only when the database or storage (the storage folder or an outbox) is
-unusable. Folders are named by their last component, never by their full path.
+with a message), 503 when the database or storage (the storage folder or an outbox) is
+unusable, or when an intake that was running has stopped beating (its thread died or hangs:
+``service_status``, written by every watcher on any host). Folders are named by their last
+component, never by their full path.
 
 ComfyUI is asked through the ComfyUI client (``/system_stats`` and ``/queue``), one probe per
 backend; ``create_app`` takes other probes for tests or special set-ups.
@@ -24,7 +26,9 @@ from flask import Blueprint, Response, jsonify
 from status.context import status_context
 from vidgen.config import ComfyUISettings, Settings
 from vidgen.db.delivery_state import target_states
+from vidgen.db.service_status import service_states
 from vidgen.db.session import Database
+from vidgen.db.types import utcnow
 from vidgen.errors import VidgenError
 from vidgen.ffmpeg import ffmpeg_version
 from vidgen.notifications.targets import targets_of
@@ -131,6 +135,24 @@ def _database(database: Database) -> dict[str, Any]:
     return {"ok": True}
 
 
+def _intake(database: Database) -> dict[str, Any]:
+    """Each running intake (by host) and whether it still beats; ok unless one went silent."""
+    try:
+        states = service_states(database, "intake")
+    except VidgenError:
+        return {"ok": False, "error": "the database does not answer"}
+    now = utcnow()
+    watchers = [
+        {
+            "host": state.host,
+            "alive": state.alive(now),
+            "silentSeconds": round(state.silent_seconds(now), 1),
+        }
+        for state in states
+    ]
+    return {"ok": all(w["alive"] for w in watchers), "watchers": watchers}
+
+
 def folder_state(path: Path, *, need_write: bool) -> dict[str, Any]:
     readable = path.is_dir() and os.access(path, os.R_OK | os.X_OK)
     writable = readable and os.access(path, os.W_OK)
@@ -168,8 +190,10 @@ def check_health(
         "storage": storage,
         "outboxes": outboxes,
         "notifications": notification_targets(settings, database),
+        "intake": _intake(database),
     }
     usable = report["database"]["ok"] and storage["ok"] and all(o["ok"] for o in outboxes)
+    usable = usable and report["intake"]["ok"]
     report["status"] = "unavailable" if not usable else _degraded(report) or "ok"
     return report, usable
 

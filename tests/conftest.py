@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.pipeline",
     "tests.fixtures.browser",
     "tests.fixtures.receiver",
+    "tests.fixtures.mounts",
 ]
 
 # In CI the property tests run the same examples every time, so a landing never depends on

@@ -4,7 +4,7 @@ followed by ``recover()``."""
 
 from __future__ import annotations
 
-import os
+import math
 import subprocess
 import sys
 import time
@@ -20,14 +20,15 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.fixtures.database import make_settings
-from tests.fixtures.media import MakeClip
+from tests.fixtures.inbox import drop, old_file, process_until_settled
+from tests.fixtures.media import MakeClip, png_bytes
 from vidgen.config import Settings
 from vidgen.db.models import Clip, ClipStatus, Job, JobStatus, JobType, Manifest, Project, RunsOn
 from vidgen.db.session import Database
 from vidgen.specs import ExportRequest, ExportSpec
-from watcher.intake import ACCEPT_STEPS, REJECT_STEPS, Intake, IntakeResult, Outcome
+from watcher.intake import ACCEPT_STEPS, REJECT_STEPS, Intake, Outcome
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = png_bytes()
 REPO = Path(__file__).resolve().parents[1]
 TWO_CLIPS = "project: Summer Trip\nclips:\n  - prompt: waves\n  - prompt: a girl\n"
 
@@ -44,30 +45,6 @@ def intake(settings: Settings, database: Database) -> Intake:
 @pytest.fixture
 def inbox(settings: Settings) -> Path:
     return settings.inboxes[0].path
-
-
-def old_file(path: Path, data: bytes) -> Path:
-    """A file written a while ago: settled, as a reference that has finished arriving."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    past = time.time() - 60
-    os.utime(path, (past, past))
-    return path
-
-
-def drop(intake: Intake, inbox: Path, text: str, name: str = "trip.yaml") -> IntakeResult:
-    path = inbox / name
-    path.write_text(text, encoding="utf-8")
-    return process_until_settled(intake, path)
-
-
-def process_until_settled(intake: Intake, path: Path, timeout_s: float = 10.0) -> IntakeResult:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = intake.process(path)
-        if result.outcome is not Outcome.WAITING or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)
 
 
 def jobs(database: Database, job_type: JobType | None = None) -> list[Job]:
@@ -328,6 +305,7 @@ _CHILD = """
 import os, signal, sys
 from pathlib import Path
 from tests.fixtures.database import make_settings
+from tests.fixtures.inbox import drop, old_file, process_until_settled
 from vidgen.db.session import open_database
 from watcher.intake import Intake
 
@@ -405,6 +383,7 @@ _ODD_VALUES = st.one_of(
     st.booleans(),
     st.integers(-5, 300),
     st.floats(-1, 40, allow_nan=False),
+    st.sampled_from([math.nan, math.inf, -math.inf, 42.0]),  # poison pills: all rejected
     st.sampled_from(
         [
             "",
@@ -500,3 +479,74 @@ def test_mutated_manifests_are_accepted_or_rejected(
         assert result.stored_path.is_relative_to(root / "storage")
     for top in root.iterdir():
         assert top.name in ("inbox", "outbox", "storage"), top
+
+
+# Property-based: referenced media files mutated (truncated, bit-flipped, wrong magic, huge
+# declared dimensions), each manifest accepted or rejected with an error file; never an
+# exception, never a file left claimed or half copied.
+
+
+@pytest.fixture(scope="module")
+def media_bases(make_clip: MakeClip, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    jpeg = tmp_path_factory.mktemp("jpeg") / "base.jpg"
+    quiet = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+    source = ["-f", "lavfi", "-i", "testsrc2=size=48x32", "-frames:v", "1"]
+    subprocess.run(["ffmpeg", *quiet, *source, f"file:{jpeg}"], check=True)
+    mp4 = make_clip(width=64, height=64, fps=8, duration_sec=1.0)
+    return {"png": png_bytes(16, 16), "jpg": jpeg.read_bytes(), "mp4": mp4.read_bytes()}
+
+
+_MUTATIONS = st.tuples(
+    st.sampled_from(["png", "jpg", "mp4"]),
+    st.sampled_from(["truncate", "flip", "magic", "dimensions"]),
+    st.lists(st.integers(0, 2**31), min_size=1, max_size=8),
+)
+
+
+def mutated(data: bytes, mutation: str, numbers: list[int]) -> bytes:
+    body = bytearray(data)
+    if mutation == "truncate":
+        return bytes(body[: numbers[0] % len(body)])
+    if mutation == "flip":
+        for number in numbers:
+            body[number % len(body)] ^= 1 << (number % 8)
+    elif mutation == "magic":
+        body[0:4] = numbers[0].to_bytes(4, "big")
+    else:
+        huge = (numbers[0] % 60000 + 5000).to_bytes(4, "big")
+        for marker, offset, width in ((b"IHDR", 4, 4), (b"\xff\xc0", 5, 2), (b"avc1", 28, 2)):
+            at = body.find(marker)
+            if at >= 0:  # the header's width and height fields
+                start = at + offset
+                body[start : start + 2 * width] = huge[-width:] * 2
+    return bytes(body)
+
+
+@hypothesis_settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(mutation=_MUTATIONS)
+def test_mutated_media_files_are_accepted_or_rejected(
+    graceless: tuple[Intake, Path, Path],
+    media_bases: dict[str, bytes],
+    mutation: tuple[str, str, list[int]],
+) -> None:
+    intake, inbox, root = graceless
+    kind, how, numbers = mutation
+    old_file(inbox / "media" / f"file.{kind}", mutated(media_bases[kind], how, numbers))
+    key = "video" if kind == "mp4" else "image"
+    text = (
+        f"video: media/file.{kind}\n"
+        if key == "video"
+        else f"prompt: a\nimage: media/file.{kind}\n"
+    )
+    (inbox / "m.yaml").write_text(text)
+    result = intake.process(inbox / "m.yaml")
+    assert result.outcome in (Outcome.ACCEPTED, Outcome.UNCHANGED, Outcome.REJECTED)
+    assert not (inbox / "m.yaml").exists()
+    assert list((inbox / ".vidgen" / "processing").iterdir()) == []
+    assert list((root / "storage").glob(".intake/*")) == []
+    if result.outcome is Outcome.REJECTED:
+        assert result.message.startswith(f"m.yaml:{1 if key == 'video' else 2}: {key}: media/file.")
+        newest = max((inbox / "rejected").glob("*.error.txt"), key=lambda p: p.stat().st_mtime_ns)
+        assert newest.read_text() == result.message + "\n"

@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from tests.fixtures.media import MakeClip
+from tests.fixtures.media import MakeClip, png_bytes
 from vidgen.config import Settings, load_settings
 from vidgen.specs import Engine, GenerationMode, InstalledModels, ModelKind, TransitionType
 from watcher.docs import render
 from watcher.manifest import CancelRequest, Manifest, ValidationResult, check_file
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+PNG = png_bytes()
 
 
 @pytest.fixture
@@ -373,8 +373,8 @@ clips:
             "the manifest, not an absolute path"
         ),
         (
-            "trip.yaml:4: clips[2].image: link.png is a symbolic link pointing "
-            "outside the inbox folder"
+            "trip.yaml:4: clips[2].image: link.png is a symbolic link; vidgen reads only "
+            "real files inside the inbox folder"
         ),
         (
             "trip.yaml:5: clips[3].image: text.png is not an image (expected PNG, "
@@ -390,21 +390,83 @@ clips:
     assert not result.only_missing_files
 
 
+def test_nan_and_infinities_are_refused_with_their_path_and_line(
+    inbox: Path, plain_settings: Settings
+) -> None:
+    (inbox / "girl.png").write_bytes(PNG)
+    text = """\
+defaults:
+  cfg: .nan
+clips:
+  - {prompt: a, image: girl.png, ipAdapterWeight: .NaN}
+  - {prompt: b, steps: .inf}
+export:
+  transition: {type: fade, duration: -.inf}
+  quality: 1.0e+400
+"""
+    assert errors(check(inbox, plain_settings, text)) == [
+        "trip.yaml:2: defaults.cfg: .nan is not a number vidgen can use; write a finite one",
+        (
+            "trip.yaml:4: clips[0].ipAdapterWeight: .NaN is not a number vidgen can use; "
+            "write a finite one"
+        ),
+        "trip.yaml:5: clips[1].steps: .inf is not a number vidgen can use; write a finite one",
+        (
+            "trip.yaml:7: export.transition.duration: -.inf is not a number vidgen can use; "
+            "write a finite one"
+        ),
+        (
+            "trip.yaml:8: export.quality: 1.0e+400 is not a number vidgen can use; "
+            "write a finite one"
+        ),
+    ]
+
+
+def test_a_seed_with_a_decimal_point_is_an_error_not_random(
+    inbox: Path, plain_settings: Settings
+) -> None:
+    assert errors(check(inbox, plain_settings, "prompt: a\nseed: 42.0\n")) == [
+        "trip.yaml:2: seed: must be a whole number without a decimal point (42), or random"
+    ]
+    manifest = accepted(check(inbox, plain_settings, "prompt: a\nseed: 42\n"))
+    assert manifest.clips[0].seed == 42
+
+
 def test_only_missing_files_is_worth_waiting_for(inbox: Path, plain_settings: Settings) -> None:
     result = check(inbox, plain_settings, "prompt: a\nimage: refs/later.png\n")
     assert result.only_missing_files
     assert [p.path for p in result.missing] == ["image"]
 
 
-def test_windows_separators_and_symlinks_inside_are_fine(
+def test_windows_separators_are_fine(inbox: Path, plain_settings: Settings) -> None:
+    (inbox / "refs").mkdir()
+    (inbox / "refs" / "girl.png").write_bytes(PNG)
+    text = (
+        "clips:\n  - {prompt: a, image: 'refs\\girl.png'}\n  - {prompt: b, image: refs/girl.png}\n"
+    )
+    manifest = accepted(check(inbox, plain_settings, text))
+    assert [c.source for c in manifest.clips] == [inbox / "refs" / "girl.png"] * 2
+
+
+def test_symbolic_links_are_refused_even_inside_the_inbox(
     inbox: Path, plain_settings: Settings
 ) -> None:
+    # A link that points inside today can point elsewhere a moment later: none is followed.
     (inbox / "refs").mkdir()
     (inbox / "refs" / "girl.png").write_bytes(PNG)
     (inbox / "alias.png").symlink_to(inbox / "refs" / "girl.png")
-    text = "clips:\n  - {prompt: a, image: 'refs\\girl.png'}\n  - {prompt: b, image: alias.png}\n"
-    manifest = accepted(check(inbox, plain_settings, text))
-    assert [c.source for c in manifest.clips] == [inbox / "refs" / "girl.png", inbox / "alias.png"]
+    (inbox / "linked").symlink_to(inbox / "refs")
+    text = "clips:\n  - {prompt: a, image: alias.png}\n  - {prompt: b, image: linked/girl.png}\n"
+    assert errors(check(inbox, plain_settings, text)) == [
+        (
+            "trip.yaml:2: clips[0].image: alias.png is a symbolic link; vidgen reads only "
+            "real files inside the inbox folder"
+        ),
+        (
+            "trip.yaml:3: clips[1].image: linked/girl.png is reached through a symbolic link "
+            "(linked); vidgen reads only real files inside the inbox folder"
+        ),
+    ]
 
 
 def test_imported_video_is_probed_and_its_audio_noted(

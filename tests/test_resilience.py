@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.database import make_settings
@@ -18,17 +15,8 @@ from tests.fixtures.pipeline import (
     text_clip,
     wait_for,
 )
-from tests.mariadb import ThrowawayMariaDB, scratch_folder
+from tests.mariadb import ThrowawayMariaDB
 from vidgen.db.session import Database, open_database, upgrade
-
-
-@pytest.fixture
-def own_mariadb() -> Iterator[ThrowawayMariaDB]:
-    """A MariaDB of this test alone, which it may stop and start."""
-    server = ThrowawayMariaDB(scratch_folder())
-    server.start()
-    yield server
-    server.remove()
 
 
 def test_a_database_restart_mid_clip_loses_nothing(

@@ -6,20 +6,22 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from tests.fixtures.database import make_settings
+from tests.fixtures.media import png_bytes
+from tests.fixtures.mounts import Mounts
+from tests.fixtures.pipeline import StartWatcher
 from vidgen.config import Settings
 from vidgen.db.models import Manifest, Project
 from vidgen.db.session import Database
 from watcher.intake import Intake
-from watcher.observer import Watcher
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = png_bytes()
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
@@ -40,28 +42,12 @@ def stored(settings: Settings, project: str) -> list[Path]:
 
 
 @pytest.fixture
-def start_watcher(database: Database) -> Iterator[Callable[[Settings], Watcher]]:
-    started: list[Watcher] = []
-
-    def start(settings: Settings) -> Watcher:
-        watcher = Watcher(settings, Intake(settings, database))
-        watcher.start()
-        started.append(watcher)
-        return watcher
-
-    yield start
-    for watcher in started:
-        watcher.stop()
-    assert not [t for t in threading.enumerate() if t.name == "vidgen-intake"]
-
-
-@pytest.fixture
 def inbox(settings: Settings) -> Path:
     return settings.inboxes[0].path
 
 
 def test_logs_watching_with_each_inbox(
-    start_watcher: Callable[[Settings], Watcher],
+    start_watcher: StartWatcher,
     settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -73,7 +59,7 @@ def test_logs_watching_with_each_inbox(
 
 
 def test_closed_write_is_taken(
-    start_watcher: Callable[[Settings], Watcher],
+    start_watcher: StartWatcher,
     settings: Settings,
     inbox: Path,
     database: Database,
@@ -86,7 +72,7 @@ def test_closed_write_is_taken(
 
 
 def test_slow_writer_is_not_read_before_it_closes(
-    start_watcher: Callable[[Settings], Watcher],
+    start_watcher: StartWatcher,
     settings: Settings,
     inbox: Path,
     database: Database,
@@ -107,7 +93,7 @@ def test_slow_writer_is_not_read_before_it_closes(
 
 
 def test_manifest_moved_in_is_taken_once_stable(
-    start_watcher: Callable[[Settings], Watcher],
+    start_watcher: StartWatcher,
     settings: Settings,
     inbox: Path,
     database: Database,
@@ -122,7 +108,7 @@ def test_manifest_moved_in_is_taken_once_stable(
 
 
 def test_part_file_renamed_is_taken_once(
-    start_watcher: Callable[[Settings], Watcher],
+    start_watcher: StartWatcher,
     settings: Settings,
     inbox: Path,
     database: Database,
@@ -139,7 +125,7 @@ def test_part_file_renamed_is_taken_once(
 
 
 def test_ignored_names_and_subfolders_are_left_alone(
-    start_watcher: Callable[[Settings], Watcher],
+    start_watcher: StartWatcher,
     settings: Settings,
     inbox: Path,
     database: Database,
@@ -159,7 +145,7 @@ def test_ignored_names_and_subfolders_are_left_alone(
 
 
 def test_same_file_dropped_twice(
-    start_watcher: Callable[[Settings], Watcher],
+    start_watcher: StartWatcher,
     settings: Settings,
     inbox: Path,
     database: Database,
@@ -173,7 +159,7 @@ def test_same_file_dropped_twice(
 
 
 def test_two_watchers_take_each_file_once(
-    start_watcher: Callable[[Settings], Watcher],
+    start_watcher: StartWatcher,
     settings: Settings,
     inbox: Path,
     database: Database,
@@ -190,7 +176,7 @@ def test_two_watchers_take_each_file_once(
 
 
 def test_polling_inbox(
-    start_watcher: Callable[[Settings], Watcher],
+    start_watcher: StartWatcher,
     tmp_path: Path,
     database: Database,
 ) -> None:
@@ -214,7 +200,7 @@ def test_polling_inbox(
 
 
 def test_files_present_at_start_and_claims_left_by_a_crash(
-    start_watcher: Callable[[Settings], Watcher],
+    start_watcher: StartWatcher,
     settings: Settings,
     inbox: Path,
     database: Database,
@@ -231,7 +217,7 @@ def test_files_present_at_start_and_claims_left_by_a_crash(
 
 
 def test_manifest_before_its_image(
-    start_watcher: Callable[[Settings], Watcher],
+    start_watcher: StartWatcher,
     settings: Settings,
     inbox: Path,
     database: Database,
@@ -248,7 +234,7 @@ def test_manifest_before_its_image(
 
 
 def test_outage_and_return(
-    start_watcher: Callable[[Settings], Watcher],
+    start_watcher: StartWatcher,
     settings: Settings,
     inbox: Path,
     database: Database,
@@ -271,7 +257,7 @@ def test_outage_and_return(
 
 
 def test_a_rejected_manifest_lands_beside_its_error_file(
-    start_watcher: Callable[[Settings], Watcher], settings: Settings, inbox: Path
+    start_watcher: StartWatcher, settings: Settings, inbox: Path
 ) -> None:
     start_watcher(settings)
     (inbox / "bad.yaml").write_text("prompt: a\nframes: 3\n")
@@ -283,7 +269,7 @@ def test_a_rejected_manifest_lands_beside_its_error_file(
 
 
 def test_missing_inbox_at_start_is_an_outage(
-    start_watcher: Callable[[Settings], Watcher], tmp_path: Path, database: Database
+    start_watcher: StartWatcher, tmp_path: Path, database: Database
 ) -> None:
     url = database.engine.url.render_as_string(hide_password=False)
     missing = tmp_path / "not-mounted"
@@ -293,4 +279,101 @@ def test_missing_inbox_at_start_is_an_outage(
     missing.mkdir()
     (missing / "late.yaml").write_text("prompt: late\n")
     os.utime(missing / "late.yaml", (time.time() - 60, time.time() - 60))
+    wait_for(lambda: manifests(database) == 1)
+
+
+@pytest.fixture(params=["inotify", "polling"])
+def any_inbox(request: pytest.FixtureRequest, tmp_path: Path, database: Database) -> Settings:
+    """Settings whose one inbox is watched with inotify, then with polling."""
+    url = database.engine.url.render_as_string(hide_password=False)
+    polling = request.param == "polling"
+    inbox = {"path": str(tmp_path / "inbox"), "polling": polling, "stableSeconds": 0.3}
+    return make_settings(tmp_path, url, inboxes=[inbox], intake={"rescanSeconds": 60.0})
+
+
+def test_a_name_dropped_again_while_the_first_is_taken_is_taken_at_once(
+    start_watcher: StartWatcher, tmp_path: Path, database: Database
+) -> None:
+    url = database.engine.url.render_as_string(hide_password=False)
+    settings = make_settings(tmp_path, url, intake={"rescanSeconds": 60.0})
+    inbox = settings.inboxes[0].path
+    claimed, release = threading.Event(), threading.Event()
+
+    def hold_the_first(step: str) -> None:
+        if step == "claimed" and not claimed.is_set():
+            claimed.set()
+            release.wait(10)
+
+    start_watcher(settings, Intake(settings, database, on_step=hold_the_first))
+    (inbox / "again.yaml").write_text("prompt: the first\n")
+    wait_for(claimed.is_set)
+    (inbox / "again.yaml").write_text("prompt: the second, under the same name\n")
+    release.set()
+    wait_for(lambda: manifests(database) == 2, timeout_s=10)  # the rescan is a minute away
+
+
+def test_a_name_with_a_backslash_is_taken(
+    start_watcher: StartWatcher, any_inbox: Settings, database: Database
+) -> None:
+    inbox = any_inbox.inboxes[0].path
+    start_watcher(any_inbox)
+    (inbox / "trip\\summer.yaml").write_text("prompt: a fox\n")
+    wait_for(lambda: manifests(database) == 1)
+    assert not (inbox / "trip\\summer.yaml").exists()
+
+
+def test_an_empty_file_that_arrives_by_rename_is_rejected_once_stable(
+    start_watcher: StartWatcher, any_inbox: Settings, tmp_path: Path
+) -> None:
+    inbox = any_inbox.inboxes[0].path
+    start_watcher(any_inbox)
+    (tmp_path / "empty.yaml").write_bytes(b"")
+    (tmp_path / "empty.yaml").rename(inbox / "empty.yaml")
+    error_file = inbox / "rejected" / "empty.yaml.error.txt"
+    wait_for(error_file.exists)
+    assert error_file.read_text().startswith("empty.yaml:1: (manifest): the manifest is empty")
+
+
+def test_a_linked_manifest_is_never_read_from_outside(
+    start_watcher: StartWatcher, settings: Settings, inbox: Path, database: Database, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("prompt: read from outside the inbox\n")
+    (inbox / "early.yaml").symlink_to(outside)  # found by the first rescan
+    start_watcher(settings)
+    (inbox / "late.yaml").symlink_to(outside)  # found by its event
+    for name in ("early", "late"):
+        error_file = inbox / "rejected" / f"{name}.yaml.error.txt"
+        wait_for(error_file.exists)
+        assert "is a symbolic link" in error_file.read_text()
+    assert manifests(database) == 0
+    assert outside.read_text() == "prompt: read from outside the inbox\n"
+
+
+def test_an_unmounted_share_is_an_outage_and_its_wait_for_files_pauses(
+    mounts: Mounts, start_watcher: StartWatcher, tmp_path: Path, database: Database
+) -> None:
+    url = database.engine.url.render_as_string(hide_password=False)
+    share = mounts.tmpfs(tmp_path / "nas")  # the share's own filesystem
+    inbox = mounts.bind(share, tmp_path / "mnt")  # mounted on the inbox folder
+    grace = 2.0
+    settings = make_settings(
+        tmp_path,
+        url,
+        inboxes=[{"path": str(inbox), "stableSeconds": 0.3}],
+        intake={"rescanSeconds": 0.3, "missingFilesGraceSeconds": grace},
+    )
+    watcher = start_watcher(settings)
+    (inbox / "girl.yaml").write_text("prompt: a girl\nimage: refs/girl.png\n")
+    wait_for(lambda: (inbox / "girl.yaml").exists())
+    mounts.unmount(inbox)  # the share goes away: a bare, empty mount point is left
+    wait_for(lambda: not watcher.status().inboxes[0].available)
+    assert "mounted there is away" in watcher.status().inboxes[0].message
+    time.sleep(grace + 0.5)  # longer than the grace passes while the share is away
+    mounts.bind(share, inbox)
+    wait_for(lambda: watcher.status().inboxes[0].available)
+    time.sleep(1.0)  # rescans see the manifest again: it waits on, the outage not counted
+    assert not (share / "rejected").exists()
+    (share / "refs").mkdir()
+    (share / "refs" / "girl.png").write_bytes(PNG)
     wait_for(lambda: manifests(database) == 1)

@@ -78,6 +78,38 @@ class IntakeSettings:
         minimum=1,
         maximum=16,
     )
+    retry_backoff_seconds: float = setting(
+        1.0,
+        "a claimed manifest that met a passing failure (database away, disk full) is tried "
+        "again after this long, doubling each time up to rescanSeconds",
+        exclusive_minimum=0,
+    )
+    heartbeat_seconds: float = setting(
+        10.0,
+        "how often intake records that it is alive (/health reports one silent for 3 beats)",
+        exclusive_minimum=0,
+    )
+
+
+_MB = 1000 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    image_bytes: int = setting(50 * _MB, "bytes per referenced image", minimum=1)
+    image_pixels: int = setting(
+        64_000_000,
+        "pixels (width x height) per referenced image, read from its header before anything "
+        "decodes it",
+        minimum=1,
+    )
+    video_bytes: int = setting(2000 * _MB, "bytes per imported video", minimum=1)
+    video_pixels: int = setting(
+        8192 * 4320, "pixels (width x height) per frame of an imported video", minimum=1
+    )
+    manifest_bytes: int = setting(
+        4000 * _MB, "bytes of all the files one manifest names, together", minimum=1
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +320,9 @@ class Settings:
         min_items=1,
     )
     intake: IntakeSettings = section(IntakeSettings)
+    limits: LimitSettings = section(
+        LimitSettings, "what a manifest's files may be; each file is stored once per project"
+    )
     comfyui: ComfyUISettings = section(ComfyUISettings)
     jobs: JobSettings = section(JobSettings)
     models: ModelSettings = section(

@@ -4,6 +4,12 @@ Every other module builds an argv (or an ffmpeg-python graph) and hands it to :f
 adds the options we always want, reports progress from ``-progress pipe:1``, honours cancellation
 and turns every failure into a :class:`~vidgen.errors.FFmpegError` (or ``StorageError`` for a full
 disk, ``JobCancelled`` for a cancel) whose message is a few meaningful stderr lines, never a dump.
+
+A file vidgen did not make (a user's video) is read with ``untrusted=True``: ffmpeg may then open
+that file alone (``-protocol_whitelist file``) and only as one of the plain containers of
+``VIDEO_FORMATS``. Without it a playlist (HLS), a concat list or an image-sequence pattern saved
+under a video's name would make ffmpeg read whatever files that text names
+(docs/intake-notes.md, "What ffmpeg may read").
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import IO, Any, Protocol
 from vidgen.errors import FFmpegError, JobCancelled, StorageError
 
 __all__ = [
+    "VIDEO_FORMATS",
     "FFmpegGraph",
     "MediaInfo",
     "extract_thumbnail",
@@ -64,6 +71,23 @@ _BOILERPLATE = (
 _ADDRESS = re.compile(r"^\[(\S+) @ 0x[0-9a-f]+\]\s*")
 _DISK_FULL = "No space left on device"
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe")
+# The demuxers an untrusted input may be read with: containers that hold their streams
+# themselves and name no other file (mov's external data references stay off by default).
+VIDEO_FORMATS = ("mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "gif")
+_UNTRUSTED_INPUT = ("-protocol_whitelist", "file", "-format_whitelist", ",".join(VIDEO_FORMATS))
+_NOT_ON_WHITELIST = re.compile(r"\[(\w+) @ 0x[0-9a-f]+\] Format not on whitelist")
+# What a refused demuxer's name means to a person.
+_FORMAT_WORDS = {
+    "hls": "an HLS playlist",
+    "concat": "an ffconcat list",
+    "dash": "a DASH manifest",
+    "image2": "an image sequence",
+    "tty": "a text file",
+    "srt": "a subtitle file",
+    "ass": "a subtitle file",
+    "webvtt": "a subtitle file",
+    **{name: "a still image" for name in _IMAGE_FORMATS if name != "image2"},
+}
 
 
 class FFmpegGraph(Protocol):
@@ -86,6 +110,7 @@ class MediaInfo:
     codec: str
     pix_fmt: str
     has_audio: bool
+    format_name: str = ""  # the demuxer ffprobe used, e.g. "mov,mp4,m4a,3gp,3g2,mj2"
 
 
 def file_arg(path: Path | str) -> str:
@@ -103,21 +128,22 @@ def filter_number(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
-def probe(path: Path) -> MediaInfo:
-    """Describe the video in ``path``.
+def probe(path: Path, *, untrusted: bool = False) -> MediaInfo:
+    """Describe the video in ``path``; ``untrusted``: a file vidgen did not make, read only as
+    one of the plain containers of ``VIDEO_FORMATS``.
 
     Raises:
-        FFmpegError: the file is missing, unreadable, not a video, or a still image.
+        FFmpegError: the file is missing, unreadable, not a video, or a still image (or, when
+            untrusted, in another format: a playlist, a concat list…).
     """
-    data = _ffprobe_json(path, count_packets=False)
+    data = _ffprobe_json(path, count_packets=False, untrusted=untrusted)
     video = _video_stream(path, data)
     frames = _int(video.get("nb_frames"))
     if frames <= 0:
         # webm, gif and some mkv files carry no frame count; counting packets demuxes the file
         # without decoding it, which stays fast even for long videos.
-        frames = _int(
-            _video_stream(path, _ffprobe_json(path, count_packets=True)).get("nb_read_packets")
-        )
+        counted = _ffprobe_json(path, count_packets=True, untrusted=untrusted)
+        frames = _int(_video_stream(path, counted).get("nb_read_packets"))
     fps_fraction = _frame_rate(video)
     fmt = data.get("format", {})
     duration = float(video.get("duration") or fmt.get("duration") or 0.0)
@@ -134,6 +160,7 @@ def probe(path: Path) -> MediaInfo:
         codec=str(video.get("codec_name", "")),
         pix_fmt=str(video.get("pix_fmt", "")),
         has_audio=any(s.get("codec_type") == "audio" for s in data.get("streams", [])),
+        format_name=str(fmt.get("format_name", "")),
     )
 
 
@@ -143,14 +170,18 @@ def format_tags(path: Path) -> dict[str, str]:
     Raises:
         FFmpegError: as :func:`probe`.
     """
-    tags = _ffprobe_json(path, count_packets=False).get("format", {}).get("tags", {})
+    tags = (
+        _ffprobe_json(path, count_packets=False, untrusted=False).get("format", {}).get("tags", {})
+    )
     return {str(k).lower(): str(v) for k, v in tags.items()}
 
 
-def _ffprobe_json(path: Path, *, count_packets: bool) -> dict[str, Any]:
+def _ffprobe_json(path: Path, *, count_packets: bool, untrusted: bool) -> dict[str, Any]:
     argv = [FFPROBE, "-v", "error", "-of", "json", "-show_format", "-show_streams"]
     if count_packets:
         argv += ["-count_packets", "-select_streams", "v:0"]
+    if untrusted:
+        argv += _UNTRUSTED_INPUT
     argv.append(file_arg(path))
     log.debug("ffprobe argv: %s", argv)
     try:
@@ -161,11 +192,22 @@ def _ffprobe_json(path: Path, *, count_packets: bool) -> dict[str, Any]:
         raise FFmpegError(f"ffprobe took more than 2 minutes to read {path.name}") from exc
     if done.returncode != 0:
         log.debug("ffprobe stderr for %s:\n%s", path, done.stderr)
-        reason = summarize_stderr(_names_only(done.stderr, [path]))
-        reason = reason or f"ffprobe exited with code {done.returncode}"
-        raise FFmpegError(f"{path.name} is not a video ffmpeg can read: {reason}")
+        raise _probe_failure(path, done.returncode, done.stderr)
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+def _probe_failure(path: Path, returncode: int, stderr: str) -> FFmpegError:
+    """What ffprobe's failure means, naming the file by its name alone (never its folder)."""
+    refused = _NOT_ON_WHITELIST.search(stderr)
+    if refused is not None:
+        name = refused.group(1)
+        what = _FORMAT_WORDS.get(name, f"in the {name} format")
+        kinds = "MP4, MOV, MKV, WebM, AVI or GIF"
+        return FFmpegError(f"{path.name} is {what}, not a video file ({kinds} are read)")
+    reason = summarize_stderr(_names_only(stderr, [path]))
+    reason = reason or f"ffprobe exited with code {returncode}"
+    return FFmpegError(f"{path.name} is not a video ffmpeg can read: {reason}")
 
 
 def _video_stream(path: Path, data: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +269,9 @@ def _ask_ffmpeg(option: str) -> str:
     return done.stdout
 
 
-def extract_thumbnail(video: Path, dest_jpg: Path, width: int = 320) -> None:
+def extract_thumbnail(
+    video: Path, dest_jpg: Path, width: int = 320, *, untrusted: bool = False
+) -> None:
     """Write a representative frame of ``video`` as a JPEG ``width`` pixels wide."""
     # The thumbnail filter picks the most typical frame of the first ones, which avoids the black
     # first frame of a fade-in that a plain "first frame" would give.
@@ -244,7 +288,7 @@ def extract_thumbnail(video: Path, dest_jpg: Path, width: int = 320) -> None:
         "3",
         file_arg(dest_jpg),
     ]
-    run(args, expected_duration_sec=0.0, output=dest_jpg)
+    run(args, expected_duration_sec=0.0, output=dest_jpg, untrusted=untrusted)
 
 
 def run(
@@ -255,11 +299,13 @@ def run(
     cancel: threading.Event | None = None,
     output: Path | None = None,
     log_to: logging.Logger | None = None,
+    untrusted: bool = False,
 ) -> None:
     """Run ffmpeg with ``command`` (arguments after ``ffmpeg``) until it ends.
 
     ``on_progress`` gets fractions 0..1 of ``expected_duration_sec`` of output written, on this
     thread. ``output`` is the file being written: it is removed when the run fails or is cancelled.
+    ``untrusted``: every input is a file vidgen did not make, read as in :func:`probe`.
 
     Raises:
         JobCancelled: ``cancel`` was set; ffmpeg has been stopped.
@@ -267,7 +313,10 @@ def run(
         FFmpegError: ffmpeg failed; the message holds its meaningful last stderr lines.
     """
     logger = log_to or log
-    argv = [FFMPEG, *GLOBAL_OPTIONS, *PROGRESS_OPTIONS, *_arguments(command)]
+    arguments = _arguments(command)
+    if untrusted:
+        arguments = _restricted_inputs(arguments)
+    argv = [FFMPEG, *GLOBAL_OPTIONS, *PROGRESS_OPTIONS, *arguments]
     logger.debug("ffmpeg argv: %s", argv)
     try:
         returncode, stderr = _supervise(argv, expected_duration_sec, on_progress, cancel)
@@ -287,6 +336,16 @@ def _arguments(command: Sequence[str] | FFmpegGraph) -> list[str]:
     if isinstance(command, Sequence):
         return list(command)
     return command.get_args()
+
+
+def _restricted_inputs(arguments: list[str]) -> list[str]:
+    """The whitelists in front of every ``-i``: they are options of the input that follows."""
+    restricted: list[str] = []
+    for argument in arguments:
+        if argument == "-i":
+            restricted += _UNTRUSTED_INPUT
+        restricted.append(argument)
+    return restricted
 
 
 def _supervise(

@@ -19,6 +19,8 @@ from vidgen.db.session import Database
 from vidgen.errors import StorageError
 
 MAX_PROJECT_NAME = 64
+NAME_MAX_BYTES = 255  # a file name's limit on every filesystem vidgen meets
+_PARTIAL_EXTRA = len(".") + len(".12345678.part")
 
 
 class FileType(StrEnum):
@@ -98,8 +100,24 @@ def first_free_path(
 
 
 def temporary_sibling(target: Path) -> Path:
-    """A hidden partial name beside ``target``: ignored by the watcher and by users' tools."""
-    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    """A hidden partial name beside ``target``: ignored by the watcher and by users' tools. A
+    long name is cut so that the partial one still fits the filesystem's 255 bytes."""
+    name = fit_name(target.name, NAME_MAX_BYTES - _PARTIAL_EXTRA)
+    return target.with_name(f".{name}.{uuid.uuid4().hex[:8]}.part")
+
+
+def fit_name(name: str, room: int, *, keep_end: bool = False) -> str:
+    """``name`` cut to at most ``room`` bytes, keeping its start (or its end); a UTF-8
+    character cut in two is dropped, and bytes that are not UTF-8 stay as they are."""
+    encoded = os.fsencode(name)
+    if len(encoded) <= room:
+        return name
+    kept = encoded[-room:] if keep_end else encoded[:room]
+    try:
+        encoded.decode("utf-8")
+    except UnicodeDecodeError:
+        return os.fsdecode(kept)
+    return kept.decode("utf-8", "ignore")
 
 
 def publish(source: Path, target: Path) -> Path:
@@ -129,6 +147,37 @@ def publish(source: Path, target: Path) -> Path:
         partial.unlink(missing_ok=True)
         raise _storage_error(exc, target) from exc
     source.unlink(missing_ok=True)
+    return target
+
+
+def publish_shared(source: Path, target: Path) -> Path:
+    """Make ``target`` a second name of ``source`` (which stays), appearing whole or not at all.
+
+    A hard link, so the bytes are stored once (an imported video named by 200 clips is one
+    file); where the filesystem has none (some SMB shares), a copy.
+
+    Raises:
+        StorageError: the disk is full or the folder cannot be written.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = temporary_sibling(target)
+    try:
+        try:
+            os.link(source, partial, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (
+                errno.EPERM,
+                errno.ENOTSUP,
+                errno.EOPNOTSUPP,
+                errno.EXDEV,
+                errno.EMLINK,
+            ):
+                raise
+            shutil.copyfile(source, partial)
+        partial.replace(target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise _storage_error(exc, target) from exc
     return target
 
 

@@ -179,6 +179,8 @@ def run_until_signalled(services: Services) -> None:
             if services.status_thread is not None and not services.status_thread.is_alive():
                 log.error("the status page stopped; stopping vidgen")
                 break
+            if services.watcher is not None:
+                services.watcher.ensure_running()  # a dead intake thread is started again
     finally:
         services.stop()
         for signal_number, handler in previous.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -25,7 +26,6 @@ from stages import (
 )
 from vidgen.config import Settings
 from vidgen.errors import VidgenError
-from vidgen.ffmpeg import probe
 from vidgen.specs import GenerationMode
 from watcher.manifest import CancelRequest, Manifest, ValidationResult, check_file
 from watcher.resolve import ManifestClip
@@ -118,13 +118,14 @@ def _clip_line(clip: ManifestClip, manifest: Manifest) -> str:
 
 
 def _plan_inputs(manifest: Manifest) -> list[ClipInput]:
-    """The clips as the export job will find them: imported ones probed, generated ones as
-    ComfyUI writes them (``frames`` at the clip's rate, h264)."""
+    """The clips as the export job will find them: imported ones as their checked copy was
+    probed, generated ones as ComfyUI writes them (``frames`` at the clip's rate, h264)."""
     inputs = []
     for clip in manifest.clips:
         spec = clip.spec
-        if spec.mode is GenerationMode.IMPORTED and clip.source is not None:
-            inputs.append(ClipInput.from_media(probe(clip.source)))
+        if spec.mode is GenerationMode.IMPORTED and clip.media is not None:
+            media = replace(clip.media, path=clip.source or clip.media.path)
+            inputs.append(ClipInput.from_media(media))
         else:
             duration = spec.frames / spec.frame_rate
             path = Path(f"{spec.clip_name}.mp4")

@@ -10,33 +10,33 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from vidgen.naming import publish, temporary_sibling
+from vidgen.naming import NAME_MAX_BYTES, fit_name, temporary_sibling
 
 PROCESSING = Path(".vidgen") / "processing"
 REJECTED = "rejected"
 ERROR_SUFFIX = ".error.txt"
 CLAIM_SEPARATOR = "__"
-_NAME_MAX_BYTES = 255
 
 
 def processing_dir(inbox: Path) -> Path:
     return inbox / PROCESSING
 
 
+def shown(name: str | Path) -> str:
+    """A file name (or path) fit for a log line, an error file or a database column: bytes
+    that are not UTF-8 (a name from an old Windows or Mac share) shown escaped, as ``\\xe9``."""
+    return os.fsencode(str(name)).decode("utf-8", "backslashreplace")
+
+
 def claim_name(manifest_id: str, original: str) -> str:
     """``<manifestId>__<original>``, the original shortened from the front if the whole name
     would pass the filesystem's 255-byte limit (the extension is kept)."""
     prefix = f"{manifest_id}{CLAIM_SEPARATOR}"
-    room = _NAME_MAX_BYTES - len(prefix.encode())
-    encoded = original.encode("utf-8", "surrogateescape")
-    if len(encoded) > room:
-        original = encoded[-room:].decode("utf-8", "ignore")
-    return prefix + original
+    return prefix + fit_name(original, NAME_MAX_BYTES - len(prefix.encode()), keep_end=True)
 
 
 def split_claim(name: str) -> tuple[str, str] | None:
@@ -67,7 +67,9 @@ def move_no_clobber(source: Path, target: Path) -> bool:
     filesystem has no hard links (some SMB shares) a checked rename is the best available.
     """
     try:
-        os.link(source, target)
+        # A claimed file may be a symbolic link (a manifest dropped as one): the link itself
+        # moves, never what it points to.
+        os.link(source, target, follow_symlinks=False)
     except FileExistsError:
         return False
     except OSError as exc:
@@ -98,52 +100,22 @@ def forget_folders() -> None:
     _made_folders.clear()
 
 
-def move_out(source: Path, target: Path) -> None:
-    """Move a claimed file out of the inbox into storage, replacing a copy left by a crash.
-
-    A hard link and an unlink, not a rename: inotify holds a rename out of a watched folder
-    for 0.5 s waiting for its other half, and every later event of the inbox waits behind it
-    (watchdog's InotifyMoveEventGrouper). Across filesystems, ``publish`` copies.
-    """
-    ensure_folder(target.parent)
-    try:
-        os.link(source, target)
-    except FileExistsError:
-        if not target.samefile(source):
-            publish(source, target)
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
-            raise
-        publish(source, target)
-    source.unlink(missing_ok=True)
-
-
 def rejected_target(inbox: Path, original: str, attempt: int) -> Path:
-    """``rejected/trip.yaml``, then ``rejected/trip-2.yaml``, ``trip-3.yaml``…"""
-    folder = inbox / REJECTED
-    if attempt <= 1:
-        return folder / original
+    """``rejected/trip.yaml``, then ``rejected/trip-2.yaml``, ``trip-3.yaml``… A name so long
+    that ``NAME.error.txt`` would pass the filesystem's 255 bytes is shortened (extension kept),
+    so the file and its error file always sit side by side."""
     name = Path(original)
-    return folder / f"{name.stem}-{attempt}{name.suffix}"
+    suffix = "" if attempt <= 1 else f"-{attempt}"
+    room = NAME_MAX_BYTES - len(ERROR_SUFFIX) - len(os.fsencode(suffix + name.suffix))
+    return inbox / REJECTED / f"{fit_name(name.stem, room, keep_end=False)}{suffix}{name.suffix}"
 
 
-def write_atomically(target: Path, text: str) -> None:
-    """``target`` appears whole with ``text``, or keeps its old content."""
+def write_atomically(target: Path, text: str | bytes) -> None:
+    """``target`` appears whole with ``text`` (or these bytes), or keeps its old content."""
     ensure_folder(target.parent)
     partial = temporary_sibling(target)
     try:
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def copy_atomically(source: Path, target: Path) -> None:
-    """A copy of ``source`` at ``target`` that appears whole or not at all."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = temporary_sibling(target)
-    try:
-        shutil.copyfile(source, partial)
+        partial.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)

@@ -1,83 +1,49 @@
 """Intake: a complete manifest file becomes recorded work, or a rejection a person can read.
 
 read + validate (in place, read-only) → claim (rename into ``.vidgen/processing/``) → either
-reject (error file, then move to ``rejected/``) or accept (copy references into storage, record
-everything in one transaction, write the resolved manifest, move the manifest into storage).
+reject (error file, then move to ``rejected/``) or accept (copy the files it names into a
+staging folder and check the copies, move them into storage, record everything in one
+transaction, write the resolved manifest, store the manifest).
 
 The Manifest row is the commit point. A crash before it leaves the claimed file to be processed
-again by ``recover()``; a crash after it leaves only the moves to finish. So every dropped file
+again by ``recover()``; a crash after it leaves only the moves to finish. Whatever fails after
+the claim is said in the log with the file's name and either tried again later (``RETRY``: the
+database away, a full disk) or ends as a rejection with an error file. So every dropped file
 ends either waiting in the inbox, or recorded and moved (or rejected), never both, never neither.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
+import os
+import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from vidgen.config import InboxSettings, Settings
 from vidgen.db.manifests import (
-    find_cancel_target,
     manifest_recorded,
-    record_cancel,
-    record_manifest,
     stored_path_of,
 )
-from vidgen.db.outbox import record_rejection
 from vidgen.db.session import Database
 from vidgen.errors import Problem
-from vidgen.naming import FileType, allocate_path, project_name
-from vidgen.shown_paths import ShownPaths
 from watcher import files
+from watcher.failures import internal_error, is_passing, reason_of
 from watcher.manifest import CancelRequest, Catalogue, Manifest, ValidationResult, validate_bytes
-from watcher.plan import Placement, StoredReference, build_record, resolved_text
+from watcher.record import Claim, IntakeResult, Outcome, Recorder
+from watcher.references import ReferenceReader
+from watcher.safe_open import Refused, open_file
 from watcher.yaml_lines import MAX_BYTES
 
 log = logging.getLogger(__name__)
 
 # The steps after which ``on_step`` is called; a test kills the process at each one in turn.
-ACCEPT_STEPS = ("claimed", "refs-copied", "recorded", "resolved-written", "stored")
+ACCEPT_STEPS = ("claimed", "staged", "refs-copied", "recorded", "resolved-written", "stored")
 REJECT_STEPS = ("claimed", "error-written", "rejected")
-
-
-class Outcome(StrEnum):
-    ACCEPTED = "accepted"
-    UNCHANGED = "unchanged"  # recorded; nothing to do, nothing queued
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-    WAITING = "waiting"  # left in the inbox: its files are not there yet, or another process has it
-    GONE = "gone"  # taken by another watcher, or removed before it could be read
-
-
-@dataclass(frozen=True, slots=True)
-class IntakeResult:
-    outcome: Outcome
-    source: Path
-    message: str = ""
-    project_name: str | None = None
-    manifest_id: str | None = None
-    stored_path: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Claim:
-    """A claimed file and what is known of it."""
-
-    path: Path  # inside processing/
-    manifest_id: str
-    original: str  # the name it was dropped under
-    inbox: InboxSettings
-    raw: bytes
-
-    @property
-    def source(self) -> Path:
-        return self.inbox.path / self.original
+STAGING = ".intake"  # storage/.intake/<manifestId>/: copies of a claim's files being checked
 
 
 class Intake:
@@ -96,36 +62,47 @@ class Intake:
         self.catalogue = catalogue
         self._on_step = on_step
         self._first_seen: dict[Path, float] = {}
-        self._shown = ShownPaths.from_settings(settings)
+        self._paused: dict[Path, float] = {}  # inbox → when its outage began
+        self._lock = threading.Lock()
+        self._recorder = Recorder(settings, database, self._step)
 
     def process(self, path: Path) -> IntakeResult:
-        """Take ``path`` (a manifest at the top of an inbox) if it is ready, else leave it."""
+        """Take ``path`` (a manifest at the top of an inbox) if it is ready, else leave it.
+
+        Raises:
+            OSError: the inbox cannot be read (its share away): nothing was claimed.
+        """
         inbox = self.inbox_of(path)
         try:
-            handle = path.open("rb")
-        except FileNotFoundError:
-            return IntakeResult(Outcome.GONE, path, "no longer there")
-        with handle:
+            opened = open_file(path)
+        except Refused as refused:
+            if refused.missing:
+                return IntakeResult(Outcome.GONE, path, "no longer there")
+            return self._refuse(path, inbox, refused.reason)
+        with os.fdopen(opened.fd, "rb") as handle:
             if not files.try_lock(handle):
                 return IntakeResult(Outcome.WAITING, path, "another process is reading it")
             raw = handle.read(MAX_BYTES + 1)
-            result = self._validate(raw, path, inbox, path.name)
-            if self._should_wait(path, result, inbox):
+            first = self._validate(raw, path, inbox, path.name, None)
+            if self._should_wait(path, first, inbox):
                 return IntakeResult(Outcome.WAITING, path, "waiting for the files it names")
-            manifest_id = str(uuid.uuid4())
-            claimed = files.processing_dir(inbox.path) / files.claim_name(manifest_id, path.name)
-            try:
-                files.ensure_folder(claimed.parent)
-                path.rename(claimed)
-            except FileNotFoundError:
+            claim = self._claim(path, inbox, raw)
+            if claim is None:
                 return IntakeResult(Outcome.GONE, path, "taken by another watcher")
-            self._first_seen.pop(path, None)
-            self._step("claimed")
-            claim = _Claim(claimed, manifest_id, path.name, inbox, raw)
-            return self._settle(claim, result)
+            return self._guarded(claim, lambda: self._settle(claim, first))
+
+    def resume(self, claimed: Path) -> IntakeResult:
+        """Finish (or redo) a claimed file: one that met a passing failure, or a crash."""
+        parts = files.split_claim(claimed.name)
+        if parts is None:
+            return IntakeResult(Outcome.GONE, claimed, "not a claimed manifest")
+        inbox = self._inbox_at(claimed.parents[2])
+        result = self._recover_one(claimed, parts, inbox)
+        return result or IntakeResult(Outcome.WAITING, claimed, "another process is taking it")
 
     def recover(self) -> list[IntakeResult]:
-        """Finish or redo whatever a crash left in any inbox's processing folder."""
+        """Finish or redo whatever a crash left in any inbox's processing folder; a file that
+        cannot be finished now is said in the log and left for ``resume`` (``RETRY``)."""
         results: list[IntakeResult] = []
         for inbox in self.settings.inboxes:
             try:
@@ -134,196 +111,178 @@ class Intake:
                 continue  # nothing claimed yet, or the share is away: nothing to do now
             for path in claimed:
                 parts = files.split_claim(path.name)
-                if parts is not None and path.is_file():
+                if parts is None or (path.is_dir() and not path.is_symlink()):
+                    continue
+                try:
                     result = self._recover_one(path, parts, inbox)
-                    if result is not None:
-                        results.append(result)
+                except OSError as exc:
+                    log.warning(
+                        "cannot recover %s now (%s); tried again later", files.shown(path), exc
+                    )
+                    result = IntakeResult(Outcome.RETRY, path, str(exc), claimed=path)
+                if result is not None:
+                    results.append(result)
         return results
 
     def inbox_of(self, path: Path) -> InboxSettings:
         """The configured inbox ``path`` lies in; a folder outside them is its own inbox."""
+        return self._inbox_at(path.parent)
+
+    def grace_paused(self, inbox: Path) -> None:
+        """The inbox is away: the time its manifests wait for their files stops counting."""
+        with self._lock:
+            self._paused.setdefault(inbox, time.monotonic())
+
+    def grace_resumed(self, inbox: Path) -> None:
+        """The inbox is back: its manifests' waiting time goes on from where it stopped."""
+        with self._lock:
+            began = self._paused.pop(inbox, None)
+            if began is None:
+                return
+            away = time.monotonic() - began
+            for path in self._first_seen:
+                if path.parent == inbox:
+                    self._first_seen[path] += away
+
+    def _inbox_at(self, folder: Path) -> InboxSettings:
         for inbox in self.settings.inboxes:
-            if inbox.path == path.parent or _same_folder(inbox.path, path.parent):
+            if inbox.path == folder or _same_folder(inbox.path, folder):
                 return inbox
-        return InboxSettings(path=path.parent)
+        return InboxSettings(path=folder)
+
+    def _claim(self, path: Path, inbox: InboxSettings, raw: bytes) -> Claim | None:
+        manifest_id = str(uuid.uuid4())
+        claimed = files.processing_dir(inbox.path) / files.claim_name(manifest_id, path.name)
+        try:
+            files.ensure_folder(claimed.parent)
+            path.rename(claimed)
+        except FileNotFoundError:
+            return None
+        with self._lock:
+            self._first_seen.pop(path, None)
+        self._step("claimed")
+        return Claim(claimed, manifest_id, path.name, inbox, raw)
+
+    def _refuse(self, path: Path, inbox: InboxSettings, reason: str) -> IntakeResult:
+        """A manifest vidgen may not read (a symbolic link, a pipe): claimed and rejected
+        without opening it."""
+        claim = self._claim(path, inbox, b"")
+        if claim is None:
+            return IntakeResult(Outcome.GONE, path, "taken by another watcher")
+        text = Problem("", 1, f"{claim.shown} {reason}").format(claim.shown)
+        return self._guarded(claim, lambda: self._recorder.reject(claim, text))
 
     def _recover_one(
         self, path: Path, parts: tuple[str, str], inbox: InboxSettings
     ) -> IntakeResult | None:
         manifest_id, original = parts
-        with path.open("rb") as handle:
+        try:
+            opened = open_file(path)
+        except Refused as refused:
+            if refused.missing:
+                return IntakeResult(Outcome.GONE, path, "no longer there")
+            claim = Claim(path, manifest_id, original, inbox, b"")
+            text = Problem("", 1, f"{claim.shown} {refused.reason}").format(claim.shown)
+            return self._guarded(claim, lambda: self._recorder.reject(claim, text))
+        with os.fdopen(opened.fd, "rb") as handle:
             if not files.try_lock(handle):
                 return None  # a live process is working on it
-            claim = _Claim(path, manifest_id, original, inbox, handle.read(MAX_BYTES + 1))
-            log.info("recovering %s (claimed as %s)", claim.source, path.name)
-            if manifest_recorded(self.database, manifest_id):
-                stored, resolved = stored_path_of(self.database, manifest_id)
-                return self._store(claim, Path(stored or ""), resolved, Outcome.ACCEPTED)
-            return self._settle(claim, self._validate(claim.raw, path, inbox, original))
+            claim = Claim(path, manifest_id, original, inbox, handle.read(MAX_BYTES + 1))
+            log.info("recovering %s (claimed as %s)", files.shown(claim.source), path.name)
+            return self._guarded(claim, lambda: self._resume(claim))
+
+    def _resume(self, claim: Claim) -> IntakeResult:
+        if manifest_recorded(self.database, claim.manifest_id):
+            stored, resolved = stored_path_of(self.database, claim.manifest_id)
+            return self._recorder.store(claim, Path(stored or ""), resolved, Outcome.ACCEPTED)
+        return self._settle(claim, None)
+
+    def _guarded(self, claim: Claim, settle: Callable[[], IntakeResult]) -> IntakeResult:
+        """The one catch of intake after a claim: nothing claimed is left without a word."""
+        try:
+            return settle()
+        except Exception as exc:  # noqa: BLE001 (said in the log; retried or rejected)
+            return self._failed(claim, exc)
+        finally:
+            shutil.rmtree(self._staging(claim), ignore_errors=True)
+
+    def _failed(self, claim: Claim, exc: Exception) -> IntakeResult:
+        if is_passing(exc, claim.inbox.path):
+            log.warning(
+                "%s cannot be taken yet (%s); it stays claimed and is tried again shortly",
+                files.shown(claim.source),
+                reason_of(exc),
+            )
+            return IntakeResult(Outcome.RETRY, claim.source, reason_of(exc), claimed=claim.path)
+        log.error("taking %s failed; it is rejected", files.shown(claim.source), exc_info=exc)
+        try:
+            return self._recorder.reject(claim, internal_error(exc).format(claim.shown))
+        except Exception as again:  # noqa: BLE001 (the rejection itself failed: later, then)
+            log.warning("rejecting %s failed too (%s); tried again shortly", claim.shown, again)
+            return IntakeResult(Outcome.RETRY, claim.source, str(again), claimed=claim.path)
 
     def _validate(
-        self, raw: bytes, path: Path, inbox: InboxSettings, original: str
+        self,
+        raw: bytes,
+        path: Path,
+        inbox: InboxSettings,
+        original: str,
+        staging: Path | None,
     ) -> ValidationResult:
-        return validate_bytes(
-            raw,
-            self.settings,
-            self.catalogue,
-            inbox=inbox.path,
-            file_name=original,
-            path=path,
-        )
+        """Every check of the manifest; its files are copied into ``staging`` when given.
+
+        Raises:
+            OSError: a file could not be read or copied (a share away, a full disk).
+        """
+        reader = ReferenceReader(inbox.path, self.settings.limits, staging)
+        try:
+            return validate_bytes(
+                raw,
+                self.settings,
+                self.catalogue,
+                file_name=files.shown(original),
+                path=path,
+                reader=reader,
+            )
+        except OSError:
+            raise
+        except Exception as exc:  # a manifest that breaks a check is rejected
+            log.error("checking %s failed", files.shown(path), exc_info=exc)
+            return ValidationResult(path, None, (internal_error(exc),))
 
     def _should_wait(self, path: Path, result: ValidationResult, inbox: InboxSettings) -> bool:
         """Wait (up to the grace, from first sight) for named files missing or still arriving."""
         now = time.monotonic()
-        arriving = any(_younger_than(p, inbox.stable_seconds) for p in result.references)
-        if not (result.only_missing_files or arriving):
-            self._first_seen.pop(path, None)
-            return False
-        first = self._first_seen.setdefault(path, now)
+        arriving = any(time.time() - r.mtime < inbox.stable_seconds for r in result.references)
+        with self._lock:
+            if not (result.only_missing_files or arriving):
+                self._first_seen.pop(path, None)
+                return False
+            first = self._first_seen.setdefault(path, now)
         return now - first < self.settings.intake.missing_files_grace_seconds
 
-    def _settle(self, claim: _Claim, result: ValidationResult) -> IntakeResult:
+    def _settle(self, claim: Claim, first: ValidationResult | None) -> IntakeResult:
+        """``first``: the look before the claim, None after a crash. The files a manifest names
+        are read again after the claim, into staging, and the copies are what is checked (as
+        ``vidgen validate`` does, so both report the same problems)."""
+        result = first
+        if result is None or result.references:
+            staging = self._staging(claim)
+            shutil.rmtree(staging, ignore_errors=True)  # what a crash left there
+            result = self._validate(claim.raw, claim.path, claim.inbox, claim.original, staging)
+            self._step("staged")
         if isinstance(result.manifest, Manifest):
-            return self._accept(claim, result.manifest)
+            return self._recorder.accept(claim, result.manifest)
         if isinstance(result.manifest, CancelRequest):
-            return self._cancel(claim, result.manifest)
-        return self._reject(claim, result.format(claim.original))
+            return self._recorder.cancel(claim, result.manifest)
+        return self._recorder.reject(claim, result.format(claim.shown))
 
-    def _reject(self, claim: _Claim, problems: str) -> IntakeResult:
-        # The error file is read by whoever dropped the manifest: no folder of this machine.
-        error_text = self._shown.text(problems)
-        record_rejection(self.database, claim.manifest_id, claim.original, error_text)
-        attempt = 1
-        while True:
-            target = files.rejected_target(claim.inbox.path, claim.original, attempt)
-            if not target.exists():
-                files.write_atomically(
-                    target.with_name(target.name + files.ERROR_SUFFIX), error_text + "\n"
-                )
-                self._step("error-written")
-                if files.move_no_clobber(claim.path, target):
-                    break
-            attempt += 1
-        self._step("rejected")
-        count = error_text.count("\n") + 1
-        log.warning("rejected %s (%d problem(s)); see %s.error.txt", claim.source, count, target)
-        return IntakeResult(Outcome.REJECTED, claim.source, error_text, manifest_id=None)
-
-    def _accept(self, claim: _Claim, manifest: Manifest) -> IntakeResult:
-        stored_refs = self._store_references(manifest)
-        self._step("refs-copied")
-        folder = self._manifests_folder(manifest.project_name)
-        placement = Placement(
-            manifest_id=claim.manifest_id,
-            source_path=claim.source,
-            stored_folder=folder,
-            stored_extension=_extension(claim.original),
-            content_sha256=files.sha256_bytes(claim.raw),
-            outbox=self.settings.outbox_for(claim.inbox.path),
-        )
-        record = build_record(manifest, placement, stored_refs)
-        outcome = record_manifest(self.database, record, _draw_seed)
-        stored_path = Path(outcome.stored_path)
-        self._step("recorded")
-        for note in manifest.notes:
-            log.info("%s: %s", claim.original, note)
-        if outcome.export_job_id is None:
-            log.info(
-                "%s: nothing changed in project %s; recorded, nothing queued",
-                claim.source,
-                manifest.project_name,
-            )
-            return self._store(claim, stored_path, outcome.resolved, Outcome.UNCHANGED)
-        log.info(
-            "accepted %s: project %s, %d clip(s), %d to generate, export job %s",
-            claim.source,
-            manifest.project_name,
-            len(outcome.clip_ids),
-            len(outcome.generate_job_ids),
-            outcome.export_job_id,
-        )
-        return self._store(claim, stored_path, outcome.resolved, Outcome.ACCEPTED)
-
-    def _cancel(self, claim: _Claim, request: CancelRequest) -> IntakeResult:
-        target = find_cancel_target(self.database, request.target, project_name(request.target))
-        if target is None:
-            message = f"no project or job named '{request.target}'"
-            problem = Problem("cancel", request.line, message)
-            return self._reject(claim, problem.format(claim.original))
-        stored_path = self._allocate_manifest_path(target.project_name, claim.original)
-        self._step("named")
-        count = record_cancel(
-            self.database,
-            target,
-            manifest_id=claim.manifest_id,
-            source_path=str(claim.source),
-            stored_path=str(stored_path),
-            content_hash=files.sha256_bytes(claim.raw),
-        )
-        self._step("recorded")
-        log.info("cancelled project %s (%d job(s)) by %s", target.project_name, count, claim.source)
-        resolved = {"cancel": target.project_name}
-        return self._store(claim, stored_path, resolved, Outcome.CANCELLED)
-
-    def _store(
-        self, claim: _Claim, stored_path: Path, resolved: dict[str, Any], outcome: Outcome
-    ) -> IntakeResult:
-        """The steps after the commit point; redone as they are by ``recover()``."""
-        resolved_path = stored_path.with_name(stored_path.stem + ".resolved.json")
-        files.write_atomically(resolved_path, resolved_text(resolved))
-        self._step("resolved-written")
-        files.move_out(claim.path, stored_path)
-        self._step("stored")
-        name = str(resolved.get("projectName") or resolved.get("cancel") or "")
-        return IntakeResult(outcome, claim.source, "", name, claim.manifest_id, stored_path)
-
-    def _manifests_folder(self, name: str) -> Path:
-        folder = self.settings.storage / name / "manifests"
-        files.ensure_folder(folder)
-        return folder
-
-    def _allocate_manifest_path(self, name: str, original: str) -> Path:
-        folder = self._manifests_folder(name)
-        return allocate_path(self.database, folder, name, FileType.MANIFEST, _extension(original))
-
-    def _store_references(self, manifest: Manifest) -> dict[Path, StoredReference]:
-        """Copy each referenced file into storage once (a copy with the same bytes is reused)."""
-        folder = self.settings.storage / manifest.project_name / "refs"
-        stored: dict[Path, StoredReference] = {}
-        for clip in manifest.clips:
-            if clip.source is None or clip.source in stored:
-                continue
-            digest = files.sha256_file(clip.source)
-            size = clip.source.stat().st_size
-            target = files.find_same_content(folder, size, digest)
-            if target is None:
-                folder.mkdir(parents=True, exist_ok=True)
-                extension = clip.source.suffix.lstrip(".").lower() or "bin"
-                name = manifest.project_name
-                target = allocate_path(self.database, folder, name, FileType.REF, extension)
-                files.copy_atomically(clip.source, target)
-            stored[clip.source] = StoredReference(target, digest)
-        return stored
+    def _staging(self, claim: Claim) -> Path:
+        return self.settings.storage / STAGING / claim.manifest_id
 
     def _step(self, name: str) -> None:
         if self._on_step is not None:
             self._on_step(name)
-
-
-def _extension(original: str) -> str:
-    return Path(original).suffix.lstrip(".").lower() or "yaml"
-
-
-def _draw_seed() -> int:
-    return secrets.randbits(64)
-
-
-def _younger_than(path: Path, seconds: float) -> bool:
-    try:
-        return time.time() - path.stat().st_mtime < seconds
-    except OSError:
-        return False
 
 
 def _same_folder(first: Path, second: Path) -> bool:
@@ -331,3 +290,6 @@ def _same_folder(first: Path, second: Path) -> bool:
         return first.samefile(second)
     except OSError:
         return False
+
+
+__all__ = ["ACCEPT_STEPS", "REJECT_STEPS", "Intake", "IntakeResult", "Outcome"]

@@ -7,6 +7,7 @@ schema cannot express → frozen values with every default applied (``Manifest``
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from vidgen.config import Settings
 from vidgen.errors import ManifestError, Problem
 from vidgen.specs import ExportSpec, InstalledModels
 from watcher.export import resolve_export
+from watcher.references import Reference, ReferenceReader
 from watcher.resolve import (
     Context,
     ManifestClip,
@@ -68,7 +70,7 @@ class ValidationResult:
     manifest: Manifest | CancelRequest | None
     problems: tuple[Problem, ...] = ()
     missing: tuple[Problem, ...] = ()  # referenced files that are not (yet) in the inbox
-    references: tuple[Path, ...] = ()  # referenced files found, inside the inbox
+    references: tuple[Reference, ...] = ()  # referenced files found, inside the inbox
 
     @property
     def ok(self) -> bool:
@@ -85,8 +87,11 @@ class ValidationResult:
 
 
 def check_file(path: Path, settings: Settings, catalogue: Catalogue | None) -> ValidationResult:
-    """``vidgen validate``: a file outside an inbox takes its own folder as its inbox."""
-    return read_manifest(path, settings, catalogue, inbox=path.parent)
+    """``vidgen validate``: a file outside an inbox takes its own folder as its inbox. The files
+    it names are copied into a temporary folder and inspected there, as intake does."""
+    with tempfile.TemporaryDirectory(prefix="vidgen-validate-") as staging:
+        reader = ReferenceReader(path.parent, settings.limits, Path(staging))
+        return read_manifest(path, settings, catalogue, reader=reader)
 
 
 def read_manifest(
@@ -94,10 +99,10 @@ def read_manifest(
     settings: Settings,
     catalogue: Catalogue | None,
     *,
-    inbox: Path,
+    reader: ReferenceReader,
     file_name: str | None = None,
 ) -> ValidationResult:
-    """Read and check ``path`` as dropped into ``inbox`` under ``file_name``.
+    """Read and check ``path`` as dropped under ``file_name`` into the inbox ``reader`` reads.
 
     Raises:
         OSError: the file itself cannot be read (gone, or its share away); callers decide.
@@ -105,7 +110,7 @@ def read_manifest(
     with path.open("rb") as handle:
         raw = handle.read(MAX_BYTES + 1)
     return validate_bytes(
-        raw, settings, catalogue, inbox=inbox, file_name=file_name or path.name, path=path
+        raw, settings, catalogue, file_name=file_name or path.name, path=path, reader=reader
     )
 
 
@@ -114,11 +119,12 @@ def validate_bytes(
     settings: Settings,
     catalogue: Catalogue | None,
     *,
-    inbox: Path,
     file_name: str,
     path: Path,
+    reader: ReferenceReader,
 ) -> ValidationResult:
-    """The whole check of a manifest's bytes; ``path`` is only reported back."""
+    """The whole check of a manifest's bytes, its files read by ``reader``; ``path`` is only
+    reported back."""
     try:
         document = parse_yaml(raw)
     except ManifestError as exc:
@@ -134,7 +140,7 @@ def validate_bytes(
             path, CancelRequest(file_name, str(document.data["cancel"]).strip(), line)
         )
     models = catalogue() if catalogue is not None else None
-    ctx = Context(document=document, settings=settings, inbox=inbox, models=models)
+    ctx = Context(document=document, settings=settings, reader=reader, models=models)
     manifest = _resolve(ctx, file_name)
     return ValidationResult(
         path,

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from vidgen.config import Settings
 from vidgen.errors import Problem
+from vidgen.ffmpeg import MediaInfo
 from vidgen.naming import project_name
 from vidgen.specs import (
     IMAGE_TO_VIDEO_MODELS,
@@ -25,7 +26,7 @@ from vidgen.specs import (
     parse_resolution,
     resolve_model_name,
 )
-from watcher.references import image_problem, locate, probe_video
+from watcher.references import Kind, Reference, ReferenceReader
 from watcher.yaml_lines import PathKey, YamlDocument, format_path
 
 MIN_SIDE = 64
@@ -41,8 +42,15 @@ class ManifestClip:
     seed: int | None  # None: omitted or "random", drawn (or kept from a matching clip) at intake
     source: Path | None  # the referenced image or video inside the inbox
     source_text: str | None  # that path as the manifest wrote it
-    duration_sec: float | None  # None when an imported video could not be probed
+    duration_sec: float | None  # None when an imported video could not be probed (yet)
     has_audio: bool = False
+    reference: Reference | None = None  # the file as read; staged: vidgen's copy of it
+
+    @property
+    def media(self) -> MediaInfo | None:
+        """An imported video as ffprobe read vidgen's copy of it (None before the copy)."""
+        staged = self.reference.staged if self.reference is not None else None
+        return staged.media if staged is not None else None
 
 
 @dataclass
@@ -51,11 +59,11 @@ class Context:
 
     document: YamlDocument
     settings: Settings
-    inbox: Path
+    reader: ReferenceReader
     models: InstalledModels | None  # None: no ComfyUI reachable, names unchecked
     problems: list[Problem] = field(default_factory=list)
     missing: list[Problem] = field(default_factory=list)
-    references: list[Path] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -118,10 +126,9 @@ def resolve_clip(
     if not prompt.strip():
         ctx.problem((*path, "prompt"), "the prompt is blank; describe what the clip shows")
     mode = GenerationMode.IMAGE_TO_VIDEO if "image" in clip else GenerationMode.TEXT_TO_VIDEO
-    seed_value, _ = setting(ctx, path, clip, "seed")
+    seed = _seed(ctx, path, clip)
     regenerate, _ = setting(ctx, path, clip, "regenerate")
     values = {key: setting(ctx, path, clip, key)[0] for key in _GENERATION_KEYS}
-    seed = seed_value if isinstance(seed_value, int) and not isinstance(seed_value, bool) else None
     spec = ClipSpec(
         clip_name=name,
         mode=mode,
@@ -138,15 +145,28 @@ def resolve_clip(
         regenerate=bool(regenerate),
         **_clip_models(ctx, path, clip, mode),
     )
-    source = _reference_image(ctx, path, clip) if mode is GenerationMode.IMAGE_TO_VIDEO else None
+    found = _reference_image(ctx, path, clip) if mode is GenerationMode.IMAGE_TO_VIDEO else None
+    source = found.path if found is not None else None
     if source is not None:
         spec = replace(spec, reference_image=str(source))
     duration = spec.frames / spec.frame_rate
     text = str(clip["image"]) if "image" in clip else None
-    return ManifestClip(spec, seed, source, text, duration)
+    return ManifestClip(spec, seed, source, text, duration, reference=found)
 
 
 _GENERATION_KEYS = ("negativePrompt", "steps", "cfg", "frames", "ipAdapterWeight")
+
+
+def _seed(ctx: Context, path: PathKey, clip: Mapping[str, Any]) -> int | None:
+    """The clip's seed; None: omitted or ``random``. The schema counts 42.0 as a whole number,
+    but a seed written with a decimal point was most likely meant otherwise: it is refused."""
+    value, where = setting(ctx, path, clip, "seed")
+    if isinstance(value, float):
+        ctx.problem(
+            where, f"must be a whole number without a decimal point ({value:.0f}), or random"
+        )
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -204,40 +224,31 @@ def resolve_model(
     return name
 
 
-def _reference_image(ctx: Context, path: PathKey, clip: Mapping[str, Any]) -> Path | None:
-    where = (*path, "image")
-    located = _located(ctx, where, str(clip["image"]))
-    if located is not None and (reason := image_problem(located)) is not None:
-        ctx.problem(where, f"{clip['image']} {reason}")
-    return located
+def _reference_image(ctx: Context, path: PathKey, clip: Mapping[str, Any]) -> Reference | None:
+    return _read(ctx, (*path, "image"), str(clip["image"]), Kind.IMAGE)
 
 
-def _located(ctx: Context, where: PathKey, text: str) -> Path | None:
-    located = locate(text, ctx.inbox)
-    if located.problem is not None:
-        message = located.problem if located.missing else f"{text} {located.problem}"
-        ctx.problem(where, message)
-        if located.missing:
+def _read(ctx: Context, where: PathKey, text: str, kind: Kind) -> Reference | None:
+    found = ctx.reader.read(text, kind)
+    if found.problem is not None:
+        ctx.problem(where, found.message)
+        if found.missing:
             ctx.missing.append(ctx.problems[-1])
         return None
-    assert located.path is not None  # a Located without a problem always has its path
-    ctx.references.append(located.path)
-    return located.path
+    ctx.references.append(found)
+    return found
 
 
 def _imported_clip(ctx: Context, path: PathKey, clip: Mapping[str, Any], name: str) -> ManifestClip:
-    where = (*path, "video")
     text = str(clip["video"])
-    source = _located(ctx, where, text)
+    found = _read(ctx, (*path, "video"), text, Kind.VIDEO)
     spec = ClipSpec(
         clip_name=name, mode=GenerationMode.IMPORTED, regenerate=bool(clip.get("regenerate"))
     )
-    if source is None:
-        return ManifestClip(spec, None, None, text, None)
-    info = probe_video(source)
-    if isinstance(info, str):
-        ctx.problem(where, info)
-        return ManifestClip(spec, None, None, text, None)
+    source = found.path if found is not None else None
+    info = found.staged.media if found is not None and found.staged is not None else None
+    if info is None:  # not readable, or not read yet: before the claim nothing is copied
+        return ManifestClip(spec, None, source, text, None, reference=found)
     if info.has_audio:
         ctx.notes.append(f"{name}: the audio of {text} is dropped (outputs are silent)")
     spec = replace(
@@ -248,7 +259,7 @@ def _imported_clip(ctx: Context, path: PathKey, clip: Mapping[str, Any], name: s
         width=info.width,
         height=info.height,
     )
-    return ManifestClip(spec, None, source, text, info.duration_sec, info.has_audio)
+    return ManifestClip(spec, None, source, text, info.duration_sec, info.has_audio, found)
 
 
 def resolved_project(ctx: Context, file_name: str) -> tuple[str, str, str]:

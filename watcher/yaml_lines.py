@@ -4,10 +4,13 @@ value, so each problem can name the line a person must edit.
 The composed node tree gives the lines; the same tree is constructed with the safe constructor,
 so there is one parse. Limits are checked on the event stream first (no recursion, no
 construction), which is what stops alias bombs: a few lines that expand to millions of nodes.
+YAML's ``.nan`` and ``.inf`` (and a number too big for a float) are refused here, with their
+path and line: no setting takes them, and a NaN compares false with every schema bound.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +27,7 @@ PathKey = tuple[str | int, ...]
 # libyaml when present (much faster); the pure-Python loader otherwise. Both are safe loaders.
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +89,8 @@ def parse_yaml(raw: bytes) -> YamlDocument:
     if duplicates:
         raise ManifestError(duplicates)
     document = YamlDocument(data=data)
-    if node is not None:
-        _record_lines(node, document)
+    if node is not None and (not_finite := _record_lines(node, document)):
+        raise ManifestError(not_finite)
     return document
 
 
@@ -178,15 +182,32 @@ def _walk(root: yaml.Node) -> Iterator[tuple[PathKey, yaml.Node]]:
             stack.extend(((*path, index), item) for index, item in enumerate(node.value))
 
 
-def _record_lines(root: yaml.Node, document: YamlDocument) -> None:
+def _record_lines(root: yaml.Node, document: YamlDocument) -> list[Problem]:
+    """Note the line of every key and value; returns the values that are no finite number."""
     document.value_lines[()] = root.start_mark.line + 1
+    not_finite: list[Problem] = []
     for path, node in _walk(root):
+        children: list[tuple[PathKey, yaml.Node]] = []
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 key = _key_of(key_node)
                 child = (*path, key if isinstance(key, str) else str(key))
                 document.key_lines.setdefault(child, key_node.start_mark.line + 1)
-                document.value_lines.setdefault(child, value_node.start_mark.line + 1)
+                children.append((child, value_node))
         elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                document.value_lines.setdefault((*path, index), item.start_mark.line + 1)
+            children = [((*path, index), item) for index, item in enumerate(node.value)]
+        for child, value_node in children:
+            document.value_lines.setdefault(child, value_node.start_mark.line + 1)
+            if isinstance(value_node, yaml.ScalarNode) and not _finite(value_node):
+                message = f"{value_node.value} is not a number vidgen can use; write a finite one"
+                not_finite.append(
+                    Problem(format_path(child), value_node.start_mark.line + 1, message)
+                )
+    return not_finite
+
+
+def _finite(node: yaml.ScalarNode) -> bool:
+    if node.tag != _FLOAT_TAG:
+        return True
+    value = yaml.constructor.SafeConstructor().construct_yaml_float(node)
+    return math.isfinite(value)

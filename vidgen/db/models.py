@@ -295,3 +295,18 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column("lastError", Text)
     created_at: Mapped[datetime] = mapped_column("createdAt", default=utcnow)
     updated_at: Mapped[datetime] = mapped_column("updatedAt", default=utcnow, onupdate=utcnow)
+
+
+class ServiceStatus(Base):
+    """One running part of vidgen on one host (``part`` ``intake`` today) and when it last said
+    it is alive, so a status page on any host can tell a live part from a dead one."""
+
+    __tablename__ = "service_status"
+    __table_args__ = {"mysql_engine": "InnoDB", **_TEXT_OPTIONS}
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # one per running instance
+    part: Mapped[str] = mapped_column(String(32), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column("startedAt", default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column("seenAt", default=utcnow)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
