@@ -1,16 +1,19 @@
 """Intake benchmark: from a manifest's writer closing the file to its jobs committed, with inotify
-and with polling; 1,000 manifests dropped at once; the watcher's resident memory.
+and with polling; 1,000 manifests dropped at once; the watcher's resident memory; and the
+storage one 50 MB video costs when a manifest names it in 200 clips.
 
 The watcher and intake run in this process against a throwaway MariaDB (or the one named by
 VIDGEN_TEST_DATABASE_URL). The commit time of each manifest is the moment intake logs
 "accepted <path>", which it does right after the transaction commits. Results go to the
 "Intake" section of docs/benchmarks.md.
 
-    python bench/intake_bench.py      (from the repository's folder)
+    python bench/intake_bench.py            (from the repository's folder)
+    python bench/intake_bench.py storage    (the storage measurement alone, printed)
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import statistics
@@ -36,6 +39,21 @@ BURST_ROUNDS = 3  # the machine's other load moves one round by ±25 %: the medi
 STABLE_SECONDS = 0.5
 POLL_SECONDS = 0.5
 POLLING_SPACING_SECONDS = 0.1
+STORAGE_CLIPS = 200
+STORAGE_VIDEO_MB = 50
+# Measured before issue 9 on the code it started from (ca1789e), this machine, the same way:
+# burst rounds from `python bench/intake_bench.py`, storage from `… storage` run on that tree.
+BEFORE_ISSUE_9: dict[str, Any] = {
+    "burst": [10.4, 8.8, 8.4],
+    "storage": {
+        "video_mb": 49.8,
+        "seconds": 103.4,
+        "refs_mb": 49.8,
+        "clips_mb": 9951.8,
+        "thumbnails_mb": 2.5,
+        "total_mb": 10004.0,
+    },
+}
 
 
 class CommitTimes(logging.Handler):
@@ -185,6 +203,97 @@ def burst(commits: CommitTimes, round_number: int) -> Callable[[Path], dict[str,
     return measure
 
 
+def storage_cost(url: str) -> dict[str, float]:
+    """One manifest naming the same 50 MB video in 200 clips: intake, then a CPU worker imports
+    every clip; what the project's folders hold on disk then (``du``: hard links once)."""
+    from stages import make_workers
+
+    database = open_database(url)
+    upgrade(database)
+    with tempfile.TemporaryDirectory(prefix="vidgen-storage-bench-") as folder:
+        root = Path(folder)
+        settings = settings_for(root, url, polling=False)
+        video = _fifty_megabytes(settings.inboxes[0].path / "intro.mp4")
+        clips = "".join(f"  - {{video: intro.mp4, name: c{n:03d}}}\n" for n in range(STORAGE_CLIPS))
+        manifest = settings.inboxes[0].path / "many.yaml"
+        manifest.write_text(f"project: Many\nclips:\n{clips}", encoding="utf-8")
+        started = time.monotonic()
+        Intake(settings, database).process(manifest)
+        (worker,) = make_workers(_cpu_only(settings), database)
+        worker.start()
+        try:
+            _wait_for_imports(database, STORAGE_CLIPS)
+            seconds = time.monotonic() - started
+        finally:
+            worker.stop()
+            worker.join(30)
+            worker.release_held()
+        used = _disk_usage(settings.storage / "many", ("refs", "clips", "thumbnails"))
+    database.dispose()
+    return {
+        "video_mb": video / 1e6,
+        "seconds": seconds,
+        **{f"{name}_mb": size / 1e6 for name, size in used.items()},
+        "total_mb": sum(used.values()) / 1e6,
+    }
+
+
+def _fifty_megabytes(target: Path) -> int:
+    seconds = 20
+    rate = f"{STORAGE_VIDEO_MB * 8 // seconds}M"
+    source = f"testsrc2=size=640x360:rate=25:duration={seconds}"
+    encode = ["-c:v", "libx264", "-preset", "ultrafast", "-b:v", rate, "-minrate", rate]
+    # Constant bitrate with filler data: testsrc2 alone compresses far below the target.
+    encode += ["-maxrate", rate, "-bufsize", rate, "-x264-params", "nal-hrd=cbr"]
+    encode += ["-pix_fmt", "yuv420p"]
+    quiet = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+    subprocess.run(
+        ["ffmpeg", *quiet, "-f", "lavfi", "-i", source, *encode, str(target)], check=True
+    )
+    past = time.time() - 60
+    os.utime(target, (past, past))
+    return target.stat().st_size
+
+
+def _cpu_only(settings: Settings) -> Settings:
+    from dataclasses import replace
+
+    return replace(
+        settings,
+        comfyui=replace(settings.comfyui, urls=()),
+        jobs=replace(settings.jobs, cpu_workers=1),
+    )
+
+
+def _wait_for_imports(database: Database, count: int) -> None:
+    from vidgen.db.models import Job
+
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        with database.session() as session:
+            done = (
+                session.query(Job)
+                .filter(Job.job_type == "generate", Job.job_status == "completed")
+                .count()
+            )
+        if done >= count:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"the {count} imports did not finish")
+
+
+def _disk_usage(project: Path, folders: tuple[str, ...]) -> dict[str, int]:
+    """Bytes on disk of each folder, from one ``du`` run: a file with several names (a hard
+    link) is counted once, in the first folder that holds it."""
+    done = subprocess.run(
+        ["du", "-s", "-B1", *folders], cwd=project, capture_output=True, text=True, check=False
+    )
+    sizes = {
+        name: int(size) for size, name in (line.split("\t") for line in done.stdout.splitlines())
+    }
+    return {name: sizes.get(name, 0) for name in folders}
+
+
 def percentile(values: list[float], fraction: float) -> float:
     from bench.report import percentile as nearest_rank
 
@@ -201,6 +310,10 @@ def measure_all(url: str) -> dict[str, dict[str, Any]]:
     intake_log.propagate = False  # 1,400 "accepted" lines are measurements, not output
     results: dict[str, dict[str, Any]] = {}
     try:
+        # First, on an empty database: a CPU worker takes the oldest jobs first, and the bursts
+        # leave thousands of exports queued behind clips no ComfyUI will make.
+        results["storage"] = storage_cost(url)
+        print("storage", results["storage"], flush=True)
         with tempfile.TemporaryDirectory(prefix="vidgen-intake-bench-") as folder:
             root = Path(folder)
             for name, polling, body in (
@@ -229,6 +342,8 @@ def measure_all(url: str) -> dict[str, dict[str, Any]]:
 def report(results: dict[str, dict[str, Any]]) -> str:
     inotify, polling, burst_ = results["inotify"], results["polling"], results["burst"]
     polling_goal = (POLL_SECONDS + STABLE_SECONDS) * 1000 + 300
+    before = BEFORE_ISSUE_9
+    before_burst = statistics.median(before["burst"])
     return f"""
 Each manifest is a new project of two clips (one Project, two Clips, three Jobs, one Manifest
 row). Latency runs from the writer closing the file to intake's transaction committing;
@@ -240,10 +355,35 @@ on the same machine; the watcher and intake run in one process.
 | --- | --- | --- |
 | latency with inotify, p50 / p99 over {LATENCY_DROPS} drops | {inotify["p50"]:.0f} / {inotify["p99"]:.0f} ms | p50 < 300 ms |
 | latency with polling, p50 / p99 over {LATENCY_DROPS} drops | {polling["p50"]:.0f} / {polling["p99"]:.0f} ms | < {polling_goal:.0f} ms (interval + stableSeconds + 300 ms) |
-| {BURST:,} manifests dropped at once, all recorded (MariaDB), median of {BURST_ROUNDS} rounds | {burst_["seconds"]:.1f} s (rounds: {", ".join(f"{s:.1f}" for s in burst_["all"])} s) | < 10 s |
+| {BURST:,} manifests dropped at once, all recorded (MariaDB), median of {BURST_ROUNDS} rounds | {burst_["seconds"]:.1f} s (rounds: {", ".join(f"{s:.1f}" for s in burst_["all"])} s); before issue 9: {before_burst:.1f} s ({", ".join(f"{s:.1f}" for s in before["burst"])} s) | < 10 s |
 | resident memory of the watcher + intake process, idle / after the {BURST:,} | {burst_["idle"]:.0f} / {burst_["after"]:.0f} MB | < 150 MB |
 | resident memory of `vidgen run` (watcher, workers, status page), idle / after another {BURST:,} | {results["run"]["idle"]:.0f} / {results["run"]["after"]:.0f} MB | < 150 MB |
+
+{storage_report(results["storage"], before["storage"])}
 """
+
+
+def storage_report(after: dict[str, float], before: dict[str, float]) -> str:
+    def row(label: str, key: str, unit: str = "MB") -> str:
+        then = f"{before[key]:,.0f} {unit}" if key in before else "not measured"
+        return f"| {label} | {then} | {after[key]:,.0f} {unit} |"
+
+    return "\n".join(
+        [
+            f"One manifest names one {after['video_mb']:.0f} MB video (H.264, 640x360, 20 s) in "
+            f"{STORAGE_CLIPS} clips; a CPU worker imports them all. Disk used by the project's",
+            "folders afterwards (`du`, so a file with several names counts once); the goal is "
+            "about one copy of the video.",
+            "",
+            "| storage/many/ | before issue 9 | now |",
+            "| --- | --- | --- |",
+            row("refs/ (intake's checked copy)", "refs_mb"),
+            row(f"clips/ ({STORAGE_CLIPS} imported clips, beyond what refs/ holds)", "clips_mb"),
+            row("thumbnails/", "thumbnails_mb"),
+            row("all three", "total_mb"),
+            row("from the drop to the last clip imported", "seconds", "s"),
+        ]
+    )
 
 
 def main() -> int:
@@ -254,13 +394,18 @@ def main() -> int:
     from tests.mariadb import throwaway_mariadb
 
     logging.basicConfig(level=logging.WARNING)
+    only_storage = sys.argv[1:] == ["storage"]
+    measure: Callable[[str], Any] = storage_cost if only_storage else measure_all
     given = os.environ.get("VIDGEN_TEST_DATABASE_URL")
     if given:
-        results = measure_all(given)
+        results = measure(given)
     else:
         with throwaway_mariadb() as url:
-            results = measure_all(url)
-    write_section("Intake", report(results), "python bench/intake_bench.py")
+            results = measure(url)
+    if only_storage:
+        print(json.dumps(results))
+    else:
+        write_section("Intake", report(results), "python bench/intake_bench.py")
     return 0
 
 
