@@ -8,10 +8,10 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.media",
     "tests.fixtures.comfyui",
+    "tests.fixtures.mounts",  # before pipeline, which imports it
     "tests.fixtures.pipeline",
     "tests.fixtures.browser",
     "tests.fixtures.receiver",
-    "tests.fixtures.mounts",
 ]
 
 # In CI the property tests run the same examples every time, so a landing never depends on
