@@ -226,7 +226,7 @@ def storage_cost(url: str) -> dict[str, float]:
             seconds = time.monotonic() - started
         finally:
             worker.stop()
-            worker.join(30)
+            worker.join(120)  # its export of the 200 clips is stopped, then it ends
             worker.release_held()
         used = _disk_usage(settings.storage / "many", ("refs", "clips", "thumbnails"))
     database.dispose()
