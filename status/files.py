@@ -17,8 +17,8 @@ from urllib.parse import quote
 from flask import Blueprint, Response, abort, request, send_file
 
 from status.context import status_context
-from status.plain_files import open_folder, open_plain
 from vidgen.config import Settings
+from vidgen.safe_files import open_folder, open_plain
 
 bp = Blueprint("files", __name__)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from status.plain_files import PlainFile, open_folder, plain_files, read_start, shown_name
 from vidgen.config import Settings
+from vidgen.safe_files import PlainFile, open_folder, plain_files, read_start, shown_name
 
 ERROR_SUFFIX = ".error.txt"
 REJECTED_FOLDER = "rejected"

@@ -23,7 +23,7 @@ from tests.mariadb import ThrowawayMariaDB
 from vidgen.config import Settings
 from vidgen.db.models import Manifest
 from vidgen.db.session import Database, open_database, upgrade
-from watcher import files
+from vidgen.safe_files import shown_name
 from watcher.files import claim_name
 from watcher.intake import Intake, IntakeResult
 
@@ -128,7 +128,7 @@ def test_a_poison_pill_left_claimed_by_a_crash_does_not_stop_the_restart(
     claimed = processing / claim_name(str(uuid.uuid4()), name)
     claimed.write_text(text)
     # A name too long for a claim was shortened from the front when it was claimed.
-    expected = expected.replace(files.shown(name), files.shown(claimed.name.split("__", 1)[1]))
+    expected = expected.replace(shown_name(name), shown_name(claimed.name.split("__", 1)[1]))
     (processing / f"{uuid.uuid4()}__crashed.yaml").write_text("prompt: claimed before a crash\n")
     (inbox / "waiting.yaml").write_text("prompt: dropped while vidgen was down\n")
     start_watcher(settings)

@@ -26,12 +26,6 @@ def processing_dir(inbox: Path) -> Path:
     return inbox / PROCESSING
 
 
-def shown(name: str | Path) -> str:
-    """A file name (or path) fit for a log line, an error file or a database column: bytes
-    that are not UTF-8 (a name from an old Windows or Mac share) shown escaped, as ``\\xe9``."""
-    return os.fsencode(str(name)).decode("utf-8", "backslashreplace")
-
-
 def claim_name(manifest_id: str, original: str) -> str:
     """``<manifestId>__<original>``, the original shortened from the front if the whole name
     would pass the filesystem's 255-byte limit (the extension is kept)."""

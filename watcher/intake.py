@@ -30,12 +30,12 @@ from vidgen.db.manifests import (
 )
 from vidgen.db.session import Database
 from vidgen.errors import Problem
+from vidgen.safe_files import Refused, open_file, shown_name
 from watcher import files
 from watcher.failures import internal_error, is_passing, reason_of
 from watcher.manifest import CancelRequest, Catalogue, Manifest, ValidationResult, validate_bytes
 from watcher.record import Claim, IntakeResult, Outcome, Recorder
 from watcher.references import ReferenceReader
-from watcher.safe_open import Refused, open_file
 from watcher.yaml_lines import MAX_BYTES
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class Intake:
                     result = self._recover_one(path, parts, inbox)
                 except OSError as exc:
                     log.warning(
-                        "cannot recover %s now (%s); tried again later", files.shown(path), exc
+                        "cannot recover %s now (%s); tried again later", shown_name(path), exc
                     )
                     result = IntakeResult(Outcome.RETRY, path, str(exc), claimed=path)
                 if result is not None:
@@ -188,7 +188,7 @@ class Intake:
             if not files.try_lock(handle):
                 return None  # a live process is working on it
             claim = Claim(path, manifest_id, original, inbox, handle.read(MAX_BYTES + 1))
-            log.info("recovering %s (claimed as %s)", files.shown(claim.source), path.name)
+            log.info("recovering %s (claimed as %s)", shown_name(claim.source), path.name)
             return self._guarded(claim, lambda: self._resume(claim))
 
     def _resume(self, claim: Claim) -> IntakeResult:
@@ -210,11 +210,11 @@ class Intake:
         if is_passing(exc, claim.inbox.path):
             log.warning(
                 "%s cannot be taken yet (%s); it stays claimed and is tried again shortly",
-                files.shown(claim.source),
+                shown_name(claim.source),
                 reason_of(exc),
             )
             return IntakeResult(Outcome.RETRY, claim.source, reason_of(exc), claimed=claim.path)
-        log.error("taking %s failed; it is rejected", files.shown(claim.source), exc_info=exc)
+        log.error("taking %s failed; it is rejected", shown_name(claim.source), exc_info=exc)
         try:
             return self._recorder.reject(claim, internal_error(exc).format(claim.shown))
         except Exception as again:  # noqa: BLE001 (the rejection itself failed: later, then)
@@ -240,14 +240,14 @@ class Intake:
                 raw,
                 self.settings,
                 self.catalogue,
-                file_name=files.shown(original),
+                file_name=shown_name(original),
                 path=path,
                 reader=reader,
             )
         except OSError:
             raise
         except Exception as exc:  # a manifest that breaks a check is rejected
-            log.error("checking %s failed", files.shown(path), exc_info=exc)
+            log.error("checking %s failed", shown_name(path), exc_info=exc)
             return ValidationResult(path, None, (internal_error(exc),))
 
     def _should_wait(self, path: Path, result: ValidationResult, inbox: InboxSettings) -> bool:

@@ -32,8 +32,9 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from vidgen.config import InboxSettings, Settings
+from vidgen.safe_files import shown_name
 from watcher.events import EVENTS, Events, Handler, Kind
-from watcher.files import forget_folders, processing_dir, shown
+from watcher.files import forget_folders, processing_dir
 from watcher.inboxes import InboxState, Presence, WatcherStatus, top_level_names
 from watcher.intake import Intake, IntakeResult, Outcome
 from watcher.liveness import Liveness
@@ -174,7 +175,7 @@ class Watcher:
 
     def _recover(self) -> None:
         for result in self.intake.recover():
-            log.info("recovered %s: %s", shown(result.source), result.outcome)
+            log.info("recovered %s: %s", shown_name(result.source), result.outcome)
             if result.outcome is Outcome.RETRY and result.claimed is not None:
                 self._schedule_retry(result.claimed, 0)
 
@@ -318,19 +319,19 @@ class Watcher:
         forget_folders()  # in case a folder it knew was removed
         pending = flight.pending
         if pending is None:
-            log.warning("resuming %s failed (%s); tried again later", shown(path), exc)
+            log.warning("resuming %s failed (%s); tried again later", shown_name(path), exc)
             self._schedule_retry(path, flight.attempt + 1)
             return
         delay = self._backoff(pending.failures)
         pending.failures += 1
         pending.due = time.monotonic() + delay
-        log.warning("reading %s failed (%s); tried again in %.0f s", shown(path), exc, delay)
+        log.warning("reading %s failed (%s); tried again in %.0f s", shown_name(path), exc, delay)
         self._check_presence(pending.inbox)
 
     def _schedule_retry(self, claimed: Path, attempt: int) -> None:
         delay = self._backoff(attempt)
         self._retries[claimed] = (time.monotonic() + delay, attempt)
-        log.info("%s: tried again in %.1f s", shown(claimed.name), delay)
+        log.info("%s: tried again in %.1f s", shown_name(claimed.name), delay)
 
     def _backoff(self, attempt: int) -> float:
         intake = self.settings.intake

@@ -20,6 +20,7 @@ from vidgen.db.outbox import record_rejection
 from vidgen.db.session import Database
 from vidgen.errors import Problem
 from vidgen.naming import FileType, allocate_path, project_name
+from vidgen.safe_files import shown_name
 from vidgen.shown_paths import ShownPaths
 from watcher import files
 from watcher.manifest import CancelRequest, Manifest
@@ -66,7 +67,7 @@ class Claim:
     @property
     def shown(self) -> str:
         """The name as a person reads it: what is not UTF-8 in it escaped."""
-        return files.shown(self.original)
+        return shown_name(self.original)
 
 
 class Recorder:
@@ -97,9 +98,9 @@ class Recorder:
         count = error_text.count("\n") + 1
         log.warning(
             "rejected %s (%d problem(s)); see %s.error.txt",
-            files.shown(claim.source),
+            shown_name(claim.source),
             count,
-            files.shown(target),
+            shown_name(target),
         )
         return IntakeResult(Outcome.REJECTED, claim.source, error_text, manifest_id=None)
 
@@ -109,7 +110,7 @@ class Recorder:
         folder = self._manifests_folder(manifest.project_name)
         placement = Placement(
             manifest_id=claim.manifest_id,
-            source_path=Path(files.shown(claim.source)),
+            source_path=Path(shown_name(claim.source)),
             stored_folder=folder,
             stored_extension=_extension(claim.original),
             content_sha256=files.sha256_bytes(claim.raw),
@@ -124,13 +125,13 @@ class Recorder:
         if outcome.export_job_id is None:
             log.info(
                 "%s: nothing changed in project %s; recorded, nothing queued",
-                files.shown(claim.source),
+                shown_name(claim.source),
                 manifest.project_name,
             )
             return self.store(claim, stored_path, outcome.resolved, Outcome.UNCHANGED)
         log.info(
             "accepted %s: project %s, %d clip(s), %d to generate, export job %s",
-            files.shown(claim.source),
+            shown_name(claim.source),
             manifest.project_name,
             len(outcome.clip_ids),
             len(outcome.generate_job_ids),
@@ -150,7 +151,7 @@ class Recorder:
             self.database,
             target,
             manifest_id=claim.manifest_id,
-            source_path=files.shown(claim.source),
+            source_path=shown_name(claim.source),
             stored_path=str(stored_path),
             content_hash=files.sha256_bytes(claim.raw),
         )
@@ -159,7 +160,7 @@ class Recorder:
             "cancelled project %s (%d job(s)) by %s",
             target.project_name,
             count,
-            files.shown(claim.source),
+            shown_name(claim.source),
         )
         resolved = {"cancel": target.project_name}
         return self.store(claim, stored_path, resolved, Outcome.CANCELLED)

@@ -28,8 +28,8 @@ from typing import BinaryIO
 from vidgen.config import LimitSettings
 from vidgen.errors import FFmpegError
 from vidgen.ffmpeg import MediaInfo, probe
+from vidgen.safe_files import Refused, open_below
 from watcher.image_header import EXTENSIONS, HEAD_BYTES, ImageKind, image_kind, image_size
-from watcher.safe_open import Refused, open_below
 
 _WINDOWS_ABSOLUTE = re.compile(r"^[A-Za-z]:")
 _BLOCK = 1024 * 1024
