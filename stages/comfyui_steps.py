@@ -90,7 +90,7 @@ def upscale_step(
         output_frames=shape.frame_count,
         output_fps=shape.fps,
         estimated_sec=upscale.esrgan_cost_sec(shape.mpx_frames),
-        estimated_bytes=_intermediate_bytes(out.width * out.height, shape.frame_count, shape.fps),
+        estimated_bytes=intermediate_bytes(out.width * out.height, shape.frame_count, shape.fps),
     )
 
 
@@ -114,11 +114,12 @@ def interpolate_step(
         output_frames=frames,
         output_fps=plan.output_fps,
         estimated_sec=interpolate.rife_cost_sec(shape.width * shape.height * frames / 1e6),
-        estimated_bytes=_intermediate_bytes(shape.width * shape.height, frames, plan.output_fps),
+        estimated_bytes=intermediate_bytes(shape.width * shape.height, frames, plan.output_fps),
     )
 
 
-def _intermediate_bytes(pixels: int, frames: int, fps: float) -> int:
+def intermediate_bytes(pixels: int, frames: int, fps: float) -> int:
+    """About the size of a video ComfyUI writes between stages (or a generated clip)."""
     return encode.encoded_bytes(None, Quality.STANDARD, pixels=pixels, frames=frames, fps=fps)
 
 

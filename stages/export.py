@@ -26,7 +26,7 @@ from stages.prompts import collect, ensure_prompt
 from stages.recipe import publish_with_recipe, recipe_path
 from stages.worker import JobContext, Stage
 from vidgen.db import jobs
-from vidgen.errors import ComfyUIError, JobCancelled, StorageError
+from vidgen.errors import ComfyUIError, JobCancelled, StorageError, VidgenError
 from vidgen.ffmpeg import file_arg, probe, run
 from vidgen.naming import FileType, allocate_path, publish
 from vidgen.specs import JobOutputs
@@ -56,21 +56,33 @@ class ExportStage(Stage):
         if recorded and Path(recorded).is_file():
             self._complete(context, Path(recorded))
             return
-        request = context.job.export
-        clips = self._inputs(context)
-        plan = build_export_plan(
-            request.export,
-            clips,
-            size=request.size,
-            fps=float(request.frame_rate),
-            output=context.work_dir / f"export.{request.export.extension}",
-            work_dir=context.work_dir,
-            chunk_frames=context.settings.comfyui.upscale_chunk_frames,
-        )
+        plan = self._plan(context, context.work_dir)
         context.note(f"export plan: {len(plan.steps)} step(s), about {plan.estimated_sec:.0f} s")
         for index, step in enumerate(plan.steps):
             self._run_step(context, plan, index, step)
-        self._publish(context, plan, Path(request.outbox))
+        self._publish(context, plan, Path(context.job.export.outbox))
+
+    @override
+    def space_needed(self, context: JobContext) -> list[tuple[Path, int]]:
+        """Every step's file in storage, and the video in the outbox."""
+        try:
+            plan = self._plan(context, context.work_path)
+        except VidgenError:
+            return []
+        work = sum(step.estimated_bytes for step in plan.steps)
+        return [(context.work_path, work), (Path(context.job.export.outbox), plan.estimated_bytes)]
+
+    def _plan(self, context: JobContext, work_dir: Path) -> ExportPlan:
+        request = context.job.export
+        return build_export_plan(
+            request.export,
+            self._inputs(context),
+            size=request.size,
+            fps=float(request.frame_rate),
+            output=work_dir / f"export.{request.export.extension}",
+            work_dir=work_dir,
+            chunk_frames=context.settings.comfyui.upscale_chunk_frames,
+        )
 
     @override
     def on_failure(self, context: JobContext, message: str) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing_extensions import override
 
 from stages.clip_files import finish_placed, place_clip
+from stages.comfyui_steps import intermediate_bytes
 from stages.prompts import collect, ensure_prompt
 from stages.worker import JobContext, Stage
 from vidgen.db.queries import SentPrompt
@@ -103,6 +104,13 @@ class GenerateStage(Stage):
     @override
     def on_failure(self, context: JobContext, message: str) -> None:
         context.note(f"generation failed: {message}", "ERROR")
+
+    @override
+    def space_needed(self, context: JobContext) -> list[tuple[Path, int]]:
+        """The download in the work folder, then the clip placed in storage."""
+        clip = context.job.generate.clip
+        size = intermediate_bytes(clip.width * clip.height, clip.frames, clip.frame_rate)
+        return [(context.work_path, 2 * size)]
 
     @staticmethod
     def _placed(context: JobContext) -> Path | None:

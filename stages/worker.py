@@ -29,7 +29,9 @@ from vidgen.db.models import JobType, RunsOn
 from vidgen.db.queries import SentPrompt
 from vidgen.db.session import Database
 from vidgen.errors import ComfyUIInterrupted, DatabaseUnavailable, JobCancelled, VidgenError
+from vidgen.holds import current_holds
 from vidgen.logs import job_context, stage_var, worker_id_var
+from vidgen.safe_files import free_bytes
 from vidgen.shown_paths import ShownPaths
 from vidgen.specs import GenerateRequest
 
@@ -55,11 +57,15 @@ class JobContext:
         self.shown = ShownPaths.from_settings(self.settings)
 
     @property
+    def work_path(self) -> Path:
+        """Where ``work_dir`` is, without making it."""
+        return self.settings.storage / self.job.project_name / "work" / self.job.id
+
+    @property
     def work_dir(self) -> Path:
         """The only folder a stage writes to before publishing (docs/architecture.md)."""
-        path = self.settings.storage / self.job.project_name / "work" / self.job.id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        self.work_path.mkdir(parents=True, exist_ok=True)
+        return self.work_path
 
     def progress(self, percent: float, stage: str) -> None:
         """Write progress (at most every half percent) and stop if the job was cancelled."""
@@ -102,6 +108,11 @@ class Stage(ABC):
 
     @abstractmethod
     def on_failure(self, context: JobContext, message: str) -> None: ...
+
+    def space_needed(self, context: JobContext) -> list[tuple[Path, int]]:  # noqa: ARG002
+        """About how many bytes the job will write, by folder, checked before it starts; what
+        cannot be estimated is left out (``run`` reports what is wrong)."""
+        return []
 
 
 class LeaseKeeper:
@@ -188,6 +199,7 @@ class Worker:
         self.leases = LeaseKeeper(database, settings, self.worker_id)
         self.stop_event = threading.Event()
         self.last_checkpoint: str | None = None
+        self._hold: str | None = None  # why claiming waits (a PAUSE file, GPU hours), if it does
         self._next: JobContext | None = None  # claimed and prepared behind the current job
         self._thread = threading.Thread(target=self.run, name=self.worker_id, daemon=True)
 
@@ -270,7 +282,11 @@ class Worker:
         if job is None:
             return None
         cancel = self.leases.hold(job.id)
-        return JobContext(job, self.settings, self.database, cancel, self.stop_event)
+        context = JobContext(job, self.settings, self.database, cancel, self.stop_event)
+        if not self._room_for(context):
+            self.leases.drop(job.id)
+            return None
+        return context
 
     def _backend_ready(self) -> bool:
         """Whether this worker's backend answers; while it does not, its queued jobs say so."""
@@ -290,7 +306,25 @@ class Worker:
         self._backend_was_ready = ready
         return ready
 
+    def _held(self) -> bool:
+        """Whether a PAUSE file or the GPU hours hold claiming back; the queued jobs of this
+        worker's kind say so, and say "queued" again once it is over."""
+        reason = current_holds(self.settings, self.database).reason(self.runs_on)
+        try:
+            if reason is not None:
+                jobs.note_waiting(self.database, self.runs_on, reason)
+            elif self._hold is not None:
+                jobs.note_waiting(self.database, self.runs_on, "queued")
+        except DatabaseUnavailable as exc:
+            log.warning("cannot note the wait: %s", exc)
+        if reason != self._hold:
+            log.info("worker %s: %s", self.worker_id, reason or "claiming again")
+        self._hold = reason
+        return reason is not None
+
     def _claim(self) -> ClaimedJob | None:
+        if self._held():
+            return None
         try:
             job = claims.claim_next(
                 self.database,
@@ -307,6 +341,27 @@ class Worker:
         if job is not None and isinstance(job.request, GenerateRequest):
             self.last_checkpoint = job.request.clip.checkpoint
         return job
+
+    def _room_for(self, context: JobContext) -> bool:
+        """Whether the folders a new job writes to have room for it (``minFreeBytes`` kept
+        free); if not, it goes back to the queue saying so, instead of failing half-way. A job
+        taken up again after a crash is not held: most of it is written already."""
+        job = context.job
+        if job.attempts > 1 or job.prompts:
+            return True
+        for folder, needed in self.stages[job.job_type].space_needed(context):
+            free = free_bytes(folder) - self.settings.min_free_bytes
+            if needed <= free:
+                continue
+            reason = (
+                f"waiting for disk space: needs about {needed / 1e9:.2f} GB in "
+                f"{context.shown.path(folder)}, {max(free, 0) / 1e9:.2f} GB free above minFreeBytes"
+            )
+            log.warning("job %s %s", job.id, reason)
+            delay = self.settings.jobs.retry_backoff_max_seconds
+            jobs.postpone(self.database, job.id, self.worker_id, reason, delay)
+            return False
+        return True
 
     def _guarded(self, context: JobContext, step: Callable[[JobContext], None]) -> bool:
         """Run one step of a job; any failure settles the job. True if the step succeeded."""

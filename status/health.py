@@ -31,6 +31,7 @@ from vidgen.db.session import Database
 from vidgen.db.types import utcnow
 from vidgen.errors import VidgenError
 from vidgen.ffmpeg import ffmpeg_version
+from vidgen.holds import current_holds
 from vidgen.notifications.targets import targets_of
 from workflows.comfyui_client import ComfyUIClient
 
@@ -191,11 +192,26 @@ def check_health(
         "outboxes": outboxes,
         "notifications": notification_targets(settings, database),
         "intake": _intake(database),
+        "holds": _holds(settings, database),
     }
     usable = report["database"]["ok"] and storage["ok"] and all(o["ok"] for o in outboxes)
     usable = usable and report["intake"]["ok"]
     report["status"] = "unavailable" if not usable else _degraded(report) or "ok"
     return report, usable
+
+
+def _holds(settings: Settings, database: Database) -> dict[str, Any]:
+    """A PAUSE file and the GPU hours: vidgen is healthy while they hold work back."""
+    holds = current_holds(settings, database)
+    opening = holds.gpu_hours.next_opening(holds.now)
+    return {
+        "paused": bool(holds.paused_by),
+        "pausedBy": list(holds.paused_by),
+        "gpuHours": list(settings.schedule.gpu_hours),
+        "gpuOpen": holds.gpu_open,
+        "nextWindowAt": opening.isoformat() if opening else None,
+        "messages": holds.lines(),
+    }
 
 
 def notification_targets(settings: Settings, database: Database) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from status.api import page_arguments
 from status.context import status_context
 from status.health import folder_state
 from vidgen.db.queries import get_job, get_project, list_jobs, list_projects
+from vidgen.holds import current_holds
 
 bp = Blueprint("pages", __name__)
 
@@ -83,7 +84,9 @@ def _inbox_names() -> list[str]:
 
 @bp.app_context_processor
 def navigation() -> dict[str, Any]:
-    return {"active_path": request.path, "inbox_outages": _inbox_outages()}
+    context = status_context()
+    holds = current_holds(context.settings, context.database).lines()
+    return {"active_path": request.path, "inbox_outages": _inbox_outages(), "holds": holds}
 
 
 def _inbox_outages() -> list[str]:

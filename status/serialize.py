@@ -36,6 +36,7 @@ def job_json(job: JobSummary) -> dict[str, Any]:
         "currentStage": job.current_stage,
         "errorMessage": job.error_message,
         "attempts": job.attempts,
+        "priority": job.priority,
         "clipIds": list(job.clip_ids),
         "outputFileName": job.output_file_name,
         "createdAt": iso(job.created_at),

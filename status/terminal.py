@@ -13,10 +13,12 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from vidgen.config import Settings
 from vidgen.db.models import JobStatus
 from vidgen.db.queries import JobPage, JobSummary, list_jobs
 from vidgen.db.session import Database
 from vidgen.errors import VidgenError
+from vidgen.holds import current_holds
 
 SHOWN_JOBS = 30
 REFRESH_SECONDS = 0.5
@@ -64,6 +66,7 @@ def jobs_table(page: JobPage) -> Table:
     table.add_column("Project", min_width=12)
     table.add_column("Type", no_wrap=True)
     table.add_column("Status", no_wrap=True)
+    table.add_column("Priority", no_wrap=True)
     table.add_column("Progress", no_wrap=True)
     table.add_column("Stage", min_width=12, ratio=2)
     table.add_column("Job", no_wrap=True, style="bright_black")
@@ -73,6 +76,7 @@ def jobs_table(page: JobPage) -> Table:
             Text(job.display_name or job.project_name),
             job.job_type,
             Text(job.job_status, style=STATUS_STYLES.get(JobStatus(job.job_status), "")),
+            Text(job.priority, style="bold" if job.priority == "high" else ""),
             _progress(job),
             _detail(job),
             job.id[:8],
@@ -82,7 +86,14 @@ def jobs_table(page: JobPage) -> Table:
     return table
 
 
+def jobs_view(settings: Settings, database: Database, limit: int) -> Group:
+    """The jobs table, then what holds work back (a PAUSE file, the GPU hours), if anything."""
+    holds = current_holds(settings, database).lines()
+    return Group(jobs_table(list_jobs(database, 1, limit)), *(Text(line) for line in holds))
+
+
 def print_jobs(
+    settings: Settings,
     database: Database,
     follow: bool,
     console: Console,
@@ -97,21 +108,21 @@ def print_jobs(
         DatabaseUnavailable: the database does not answer (when not following).
     """
     if not follow:
-        console.print(jobs_table(list_jobs(database, 1, limit)))
+        console.print(jobs_view(settings, database, limit))
         return
     stop = stop_event or threading.Event()
     with Live(console=console, auto_refresh=False, transient=False) as live:
         try:
             while not stop.is_set():
-                live.update(_follow_view(database, limit), refresh=True)
+                live.update(_follow_view(settings, database, limit), refresh=True)
                 stop.wait(REFRESH_SECONDS)
         except KeyboardInterrupt:
             return
 
 
-def _follow_view(database: Database, limit: int) -> Table | Text:
+def _follow_view(settings: Settings, database: Database, limit: int) -> Group | Text:
     try:
-        return jobs_table(list_jobs(database, 1, limit))
+        return jobs_view(settings, database, limit)
     except VidgenError as exc:
         # Keep following: the database may be back at the next refresh.
         return Text(f"{exc.user_message} (retrying)", style="red")

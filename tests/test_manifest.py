@@ -218,7 +218,7 @@ def test_several_clips_without_export_are_joined_plainly(
             "project: x\n",
             (
                 "trip.yaml:1: (manifest): the manifest needs a `prompt`, a `video` to "
-                "import, a list of `clips`, or `cancel`"
+                "import, a list of `clips`, `cancel`, or only `priority` and `project`"
             ),
         ),
         (

@@ -700,9 +700,11 @@ def test_pages_work_on_sqlite(
     assert client.get(f"/api/jobs/{seeded.running_job_id}").get_json()["progressPercent"] == 40
 
 
-def test_terminal_view_prints_a_table(database: Database, seeded: SeededStatus) -> None:
+def test_terminal_view_prints_a_table(
+    settings: Settings, database: Database, seeded: SeededStatus
+) -> None:
     console = Console(file=StringIO(), width=160, color_system=None)
-    print_jobs(database, False, console)
+    print_jobs(settings, database, False, console)
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "Summer Trip" in text
     assert "봄 여행" in text
@@ -712,11 +714,13 @@ def test_terminal_view_prints_a_table(database: Database, seeded: SeededStatus) 
     assert seeded.running_job_id[:8] in text
 
 
-def test_terminal_follow_redraws_until_stopped(database: Database, seeded: SeededStatus) -> None:
+def test_terminal_follow_redraws_until_stopped(
+    settings: Settings, database: Database, seeded: SeededStatus
+) -> None:
     console = Console(file=StringIO(), width=160, color_system=None, force_terminal=True)
     stop = threading.Event()
     follower = threading.Thread(
-        target=print_jobs, args=(database, True, console), kwargs={"stop_event": stop}
+        target=print_jobs, args=(settings, database, True, console), kwargs={"stop_event": stop}
     )
     follower.start()
     report_progress(database, seeded.running_job_id, "gpu0@studio", 75.0, "decoding 16 frames")

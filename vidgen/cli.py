@@ -126,9 +126,10 @@ def jobs(context: click.Context, follow: bool, limit: int) -> None:
     from status.terminal import print_jobs
     from vidgen.runtime import open_migrated
 
-    database = open_migrated(_settings(context))
+    settings = _settings(context)
+    database = open_migrated(settings)
     try:
-        print_jobs(database, follow=follow, console=Console(), limit=limit)
+        print_jobs(settings, database, follow=follow, console=Console(), limit=limit)
     except KeyboardInterrupt:
         pass
     finally:

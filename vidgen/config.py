@@ -290,6 +290,16 @@ class GCSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleSettings:
+    gpu_hours: tuple[str, ...] = setting(
+        (),
+        'local times ComfyUI jobs are started in, e.g. ["22:00-07:00"]; empty = any time. '
+        "FFmpeg-only work runs any time",
+        items={"pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"},
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingSettings:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
         "INFO", "DEBUG shows every ffmpeg argv and ComfyUI message"
@@ -337,6 +347,9 @@ class Settings:
         NotificationSettings, "each target gets the events it names (docs: README, Notifications)"
     )
     gc: GCSettings = section(GCSettings, "what `vidgen gc` and its daily run keep")
+    schedule: ScheduleSettings = section(
+        ScheduleSettings, "when work may start; a file named PAUSE in an inbox holds it all"
+    )
     database_url: str = field(init=False)  # database.url, or SQLite in storage when that is null
 
     def __post_init__(self) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -160,6 +161,12 @@ def plain_files(folder: int, max_scanned: int) -> tuple[list[PlainFile], bool]:
     except OSError:
         pass  # the folder went away (a share unmounted) while it was read: what was found stands
     return found, True
+
+
+def free_bytes(folder: Path) -> int:
+    """Free space where ``folder`` is, or would be made (the nearest folder above that exists)."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    return shutil.disk_usage(existing).free
 
 
 def shown_name(name: str | os.PathLike[str]) -> str:

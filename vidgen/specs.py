@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,22 @@ class Quality(StrEnum):
     DRAFT = "draft"
     STANDARD = "standard"
     HIGH = "high"
+
+
+class Priority(IntEnum):
+    """A job's place in the queue: higher first, then older (``priority:`` in a manifest)."""
+
+    LOW = -1
+    NORMAL = 0
+    HIGH = 1
+
+    @classmethod
+    def named(cls, word: str) -> Priority:
+        return cls[word.upper()]
+
+    @property
+    def word(self) -> str:
+        return self.name.lower()
 
 
 class ModelKind(StrEnum):

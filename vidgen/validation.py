@@ -27,7 +27,13 @@ from stages import (
 from vidgen.config import Settings
 from vidgen.errors import VidgenError
 from vidgen.specs import GenerationMode
-from watcher.manifest import CancelRequest, Manifest, ValidationResult, check_file
+from watcher.manifest import (
+    CancelRequest,
+    Manifest,
+    PriorityRequest,
+    ValidationResult,
+    check_file,
+)
 from watcher.resolve import ManifestClip
 from workflows import Graph, build_image_to_video, build_text_to_video, reference_upload_name
 from workflows.catalogue import ModelCatalogue
@@ -79,11 +85,18 @@ def _print_plan(result: ValidationResult, settings: Settings, echo: Echo) -> Non
     if isinstance(manifest, CancelRequest):
         echo(f"{result.path}: ok — cancels the jobs of {manifest.target}")
         return
+    if isinstance(manifest, PriorityRequest):
+        echo(
+            f"{result.path}: ok — the waiting jobs of {manifest.target} "
+            f"become {manifest.priority.word} priority"
+        )
+        return
     assert manifest is not None
     echo(f"{result.path}: ok")
+    priority = "" if manifest.priority is None else f", {manifest.priority.word} priority"
     echo(
         f"project: {manifest.project_name} ({manifest.display_name!r}), "
-        f"{manifest.width}x{manifest.height} at {manifest.frame_rate} fps"
+        f"{manifest.width}x{manifest.height} at {manifest.frame_rate} fps{priority}"
     )
     for index, clip in enumerate(manifest.clips, start=1):
         echo(f"  clip {index} {clip.spec.clip_name}: {_clip_line(clip, manifest)}")

@@ -33,7 +33,14 @@ from vidgen.errors import Problem
 from vidgen.safe_files import Refused, open_file, shown_name
 from watcher import files
 from watcher.failures import internal_error, is_passing, reason_of
-from watcher.manifest import CancelRequest, Catalogue, Manifest, ValidationResult, validate_bytes
+from watcher.manifest import (
+    CancelRequest,
+    Catalogue,
+    Manifest,
+    PriorityRequest,
+    ValidationResult,
+    validate_bytes,
+)
 from watcher.record import Claim, IntakeResult, Outcome, Recorder
 from watcher.references import ReferenceReader
 from watcher.yaml_lines import MAX_BYTES
@@ -275,6 +282,8 @@ class Intake:
             return self._recorder.accept(claim, result.manifest)
         if isinstance(result.manifest, CancelRequest):
             return self._recorder.cancel(claim, result.manifest)
+        if isinstance(result.manifest, PriorityRequest):
+            return self._recorder.reprioritise(claim, result.manifest)
         return self._recorder.reject(claim, result.format(claim.shown))
 
     def _staging(self, claim: Claim) -> Path:

@@ -34,6 +34,7 @@ class Liveness:
         self.host = socket.gethostname()
         self.started_at = utcnow()
         self._next = 0.0
+        self._last_inboxes: list[dict[str, Any]] = []
 
     def start(self, inboxes: list[dict[str, Any]]) -> None:
         """Clear what a killed watcher of this host left (it would read as dead), then beat
@@ -46,10 +47,12 @@ class Liveness:
         self.beat(inboxes)
 
     def beat(self, inboxes: list[dict[str, Any]]) -> None:
+        """Write when due, or at once when an inbox changed (a PAUSE file came or went)."""
         now = time.monotonic()
-        if now < self._next:
+        if now < self._next and inboxes == self._last_inboxes:
             return
         self._next = now + self.interval
+        self._last_inboxes = inboxes
         details = {"pid": os.getpid(), "heartbeatSeconds": self.interval, "inboxes": inboxes}
         try:
             heartbeats.beat(

@@ -1,8 +1,9 @@
 """Reading a manifest exactly as intake does, for intake and for ``vidgen validate``.
 
 bytes → limits and UTF-8 → YAML (with lines) → a mapping → every schema error → the checks the
-schema cannot express → frozen values with every default applied (``Manifest``), or a
-``CancelRequest``. Every problem names its YAML path and line (``vidgen.errors.Problem``).
+schema cannot express → frozen values with every default applied (``Manifest``), a
+``CancelRequest`` or a ``PriorityRequest``. Every problem names its YAML path and line
+(``vidgen.errors.Problem``).
 """
 
 from __future__ import annotations
@@ -15,19 +16,20 @@ from typing import Any
 
 from vidgen.config import Settings
 from vidgen.errors import ManifestError, Problem
-from vidgen.specs import ExportSpec, InstalledModels
+from vidgen.specs import ExportSpec, InstalledModels, Priority
 from watcher.export import resolve_export
 from watcher.references import Reference, ReferenceReader
 from watcher.resolve import (
     Context,
     ManifestClip,
     clip_entries,
+    display_name,
     resolve_clip,
     resolve_size,
     resolved_project,
 )
 from watcher.schema_messages import schema_problems
-from watcher.yaml_lines import MAX_BYTES, parse_yaml
+from watcher.yaml_lines import MAX_BYTES, YamlDocument, parse_yaml
 
 # What the reachable ComfyUI backends offer, or None when none is reachable.
 Catalogue = Callable[[], InstalledModels | None]
@@ -46,6 +48,7 @@ class Manifest:
     frame_rate: int
     clips: tuple[ManifestClip, ...]
     export: ExportSpec
+    priority: Priority | None = None  # None: new jobs are normal, waiting ones keep theirs
     notes: tuple[str, ...] = ()
 
     @property
@@ -63,11 +66,22 @@ class CancelRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PriorityRequest:
+    """``priority: high`` beside only ``project``: move that project's waiting jobs; ``line`` is
+    where the project is named."""
+
+    file_name: str
+    target: str
+    priority: Priority
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
 class ValidationResult:
     """What reading one file found: the manifest, or every problem (never both)."""
 
     path: Path
-    manifest: Manifest | CancelRequest | None
+    manifest: Manifest | CancelRequest | PriorityRequest | None
     problems: tuple[Problem, ...] = ()
     missing: tuple[Problem, ...] = ()  # referenced files that are not (yet) in the inbox
     references: tuple[Reference, ...] = ()  # referenced files found, inside the inbox
@@ -139,6 +153,8 @@ def validate_bytes(
         return ValidationResult(
             path, CancelRequest(file_name, str(document.data["cancel"]).strip(), line)
         )
+    if "priority" in document.data and set(document.data) <= {"project", "priority"}:
+        return ValidationResult(path, _priority_request(document, file_name))
     models = catalogue() if catalogue is not None else None
     ctx = Context(document=document, settings=settings, reader=reader, models=models)
     manifest = _resolve(ctx, file_name)
@@ -149,6 +165,13 @@ def validate_bytes(
         tuple(ctx.missing),
         tuple(ctx.references),
     )
+
+
+def _priority_request(document: YamlDocument, file_name: str) -> PriorityRequest:
+    display = display_name(document.data, file_name)
+    priority = Priority.named(document.data["priority"])
+    named = "project" if "project" in document.data else "priority"
+    return PriorityRequest(file_name, display, priority, document.line_of((named,)))
 
 
 def _not_a_mapping(data: Any) -> Problem:
@@ -168,6 +191,7 @@ def _resolve(ctx: Context, file_name: str) -> Manifest:
     )
     export = resolve_export(ctx, clips, size, frame_rate)
     display, name, description = resolved_project(ctx, file_name)
+    priority = ctx.data.get("priority")
     return Manifest(
         file_name=file_name,
         display_name=display,
@@ -178,5 +202,6 @@ def _resolve(ctx: Context, file_name: str) -> Manifest:
         frame_rate=frame_rate,
         clips=clips,
         export=export,
+        priority=None if priority is None else Priority.named(priority),
         notes=tuple(dict.fromkeys(ctx.notes)),
     )

@@ -32,6 +32,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from vidgen.config import InboxSettings, Settings
+from vidgen.holds import pause_file_present
 from vidgen.safe_files import shown_name
 from watcher.events import EVENTS, Events, Handler, Kind
 from watcher.files import forget_folders, processing_dir
@@ -192,7 +193,12 @@ class Watcher:
 
     def _inbox_details(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [{"name": s.path.name, "available": s.available} for s in self._states.values()]
+            states = list(self._states.values())
+        # Workers on every host read the PAUSE files from here (vidgen.holds).
+        return [
+            {"name": s.path.name, "available": s.available, "paused": pause_file_present(s.path)}
+            for s in states
+        ]
 
     def _wait_seconds(self) -> float:
         now = time.monotonic()

@@ -111,6 +111,7 @@ def build_record(
         "frameRate": manifest.frame_rate,
         "sources": [clip.source_text for clip in manifest.clips],
         "export": manifest.export.to_json(),
+        **({} if manifest.priority is None else {"priority": manifest.priority.word}),
         "notes": list(manifest.notes),
     }
     return ManifestRecord(
@@ -127,6 +128,7 @@ def build_record(
         content_hash=placement.content_sha256,
         clips=clips,
         export=export,
+        priority=manifest.priority,
         resolved=resolved,
     )
 

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from vidgen.config import InboxSettings, Settings
-from vidgen.db.manifests import find_cancel_target, record_cancel, record_manifest
+from vidgen.db.manifests import (
+    ProjectTarget,
+    find_project_target,
+    record_cancel,
+    record_manifest,
+    record_priority,
+)
 from vidgen.db.outbox import record_rejection
 from vidgen.db.session import Database
 from vidgen.errors import Problem
@@ -23,7 +29,7 @@ from vidgen.naming import FileType, allocate_path, project_name
 from vidgen.safe_files import shown_name
 from vidgen.shown_paths import ShownPaths
 from watcher import files
-from watcher.manifest import CancelRequest, Manifest
+from watcher.manifest import CancelRequest, Manifest, PriorityRequest
 from watcher.plan import Placement, StoredReference, build_record, resolved_text
 
 log = logging.getLogger("watcher.intake")  # one logger for all of intake's lines
@@ -33,6 +39,7 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     UNCHANGED = "unchanged"  # recorded; nothing to do, nothing queued
     CANCELLED = "cancelled"
+    REPRIORITISED = "reprioritised"
     REJECTED = "rejected"
     WAITING = "waiting"  # left in the inbox: its files are not there yet, or another process has it
     GONE = "gone"  # taken by another watcher, or removed before it could be read
@@ -140,11 +147,9 @@ class Recorder:
         return self.store(claim, stored_path, outcome.resolved, Outcome.ACCEPTED)
 
     def cancel(self, claim: Claim, request: CancelRequest) -> IntakeResult:
-        target = find_cancel_target(self.database, request.target, project_name(request.target))
+        target = self._target(request.target)
         if target is None:
-            message = f"no project or job named '{request.target}'"
-            problem = Problem("cancel", request.line, message)
-            return self.reject(claim, problem.format(claim.shown))
+            return self._no_such_project(claim, "cancel", request.target, request.line)
         stored_path = self._allocate_manifest_path(target.project_name, claim.original)
         self._step("named")
         count = record_cancel(
@@ -164,6 +169,39 @@ class Recorder:
         )
         resolved = {"cancel": target.project_name}
         return self.store(claim, stored_path, resolved, Outcome.CANCELLED)
+
+    def reprioritise(self, claim: Claim, request: PriorityRequest) -> IntakeResult:
+        target = self._target(request.target)
+        if target is None:
+            return self._no_such_project(claim, "project", request.target, request.line)
+        stored_path = self._allocate_manifest_path(target.project_name, claim.original)
+        self._step("named")
+        count = record_priority(
+            self.database,
+            target,
+            request.priority,
+            manifest_id=claim.manifest_id,
+            source_path=shown_name(claim.source),
+            stored_path=str(stored_path),
+            content_hash=files.sha256_bytes(claim.raw),
+        )
+        self._step("recorded")
+        log.info(
+            "project %s: %d waiting job(s) now %s priority, by %s",
+            target.project_name,
+            count,
+            request.priority.word,
+            shown_name(claim.source),
+        )
+        resolved = {"priority": request.priority.word, "projectName": target.project_name}
+        return self.store(claim, stored_path, resolved, Outcome.REPRIORITISED)
+
+    def _target(self, named: str) -> ProjectTarget | None:
+        return find_project_target(self.database, named, project_name(named))
+
+    def _no_such_project(self, claim: Claim, key: str, named: str, line: int) -> IntakeResult:
+        problem = Problem(key, line, f"no project or job named '{named}'")
+        return self.reject(claim, problem.format(claim.shown))
 
     def store(
         self, claim: Claim, stored_path: Path, resolved: dict[str, Any], outcome: Outcome

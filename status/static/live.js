@@ -64,6 +64,11 @@
     setProgress(root, job);
     var badge = root.querySelector(".status-cell .badge, .page-head .badge");
     setBadge(badge, job.jobStatus);
+    var priority = root.querySelector("td.priority");
+    if (priority) {
+      priority.textContent = job.priority;
+      priority.className = "priority priority-" + job.priority;
+    }
     var time = root.querySelector("td.updated time");
     if (time) {
       time.setAttribute("datetime", job.updatedAt);

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from vidgen.db.jobs import (
@@ -35,7 +35,9 @@ from vidgen.db.session import Database
 from vidgen.db.types import utcnow
 from vidgen.specs import JobOutputs
 
-_CANDIDATES = 20
+# Rows read per round of the walk; the ones it settles (cancelled, out of tries) drop out.
+_BATCH = 20
+_ENDED = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 def claim_next(
@@ -48,8 +50,10 @@ def claim_next(
     backend: str | None = None,
     prefer_checkpoint: str | None = None,
 ) -> ClaimedJob | None:
-    """Take the next runnable job of this worker's kind: queued (and due), or abandoned by a
-    worker whose lease ran out. Exports wait until their clips are ready."""
+    """Take the next runnable job of this worker's kind, highest priority first, then oldest:
+    queued (and due), or abandoned by a worker whose lease ran out. The query leaves out what
+    cannot run yet (exports whose clips are still being made, prompts another backend holds),
+    so no number of those hides a job that can run."""
     now = utcnow()
     with database.session() as session:
         query = (
@@ -59,20 +63,28 @@ def claim_next(
                 or_(
                     (Job.job_status == JobStatus.QUEUED)
                     & or_(Job.not_before.is_(None), Job.not_before <= now),
-                    (Job.job_status == JobStatus.ACTIVE) & (Job.lease_expires_at < now),
+                    (Job.job_status == JobStatus.ACTIVE)
+                    & (Job.lease_expires_at < now)
+                    & _collectable_by(backend),
                 )
             )
-            .order_by(Job.created_at, Job.id)
-            .limit(_CANDIDATES)
+            .where(~_waits_for_clips(database))
+            .order_by(Job.priority.desc(), Job.created_at, Job.id)
+            .limit(_BATCH)
         )
         if database.is_mysql:
             query = query.with_for_update(skip_locked=True)
-        candidates = list(session.scalars(query))
-        runnable = [
-            job
-            for job in candidates
-            if _runnable(session, job, backend=backend, max_attempts=max_attempts, now=now)
-        ]
+        while True:
+            candidates = list(session.scalars(query))
+            runnable = [
+                job
+                for job in candidates
+                if _runnable(session, job, max_attempts=max_attempts, now=now)
+            ]
+            settled = [job for job in candidates if job.job_status in _ENDED]
+            if runnable or len(candidates) < _BATCH or not settled:
+                break
+            session.flush()  # the settled rows no longer match: the next round reads on
         if not runnable:
             return None
         job = _pick(runnable, prefer_checkpoint)
@@ -83,18 +95,35 @@ def claim_next(
         return _snapshot(session, job, project_name, worker_id)
 
 
-def _runnable(
-    session: Session, job: Job, *, backend: str | None, max_attempts: int, now: datetime
-) -> bool:
+def _collectable_by(backend: str | None) -> ColumnElement[bool]:
+    """An abandoned job whose prompt sits in a backend's queue: only that backend's worker
+    collects it without running the prompt twice."""
+    return or_(Job.comfy_backend.is_(None), Job.comfy_backend == backend)
+
+
+def _waits_for_clips(database: Database) -> ColumnElement[bool]:
+    """An export with an input clip still queued or being made (or left out of the project by
+    a newer manifest): it cannot run yet. Failed inputs are not waited for: the claim fails
+    the export, saying which clip."""
+    pending = (ClipStatus.QUEUED, ClipStatus.GENERATING, ClipStatus.REMOVED)
+    if database.is_mysql:
+        inputs = (
+            select(Clip.id)
+            .where(Clip.project_id == Job.project_id)
+            .where(func.json_contains(Job.input_clip_ids, func.json_quote(Clip.id)) == 1)
+        )
+    else:
+        listed = func.json_each(Job.input_clip_ids).table_valued("value").alias("listed")
+        inputs = select(Clip.id).join_from(listed, Clip, Clip.id == listed.c.value)
+    return (Job.job_type == JobType.EXPORT) & inputs.where(Clip.clip_status.in_(pending)).exists()
+
+
+def _runnable(session: Session, job: Job, *, max_attempts: int, now: datetime) -> bool:
     """Settle the jobs that can no longer run (cancelled, out of tries, failed inputs)."""
     if job.cancel_requested:
         end_job(session, job, JobStatus.CANCELLED, "cancelled", now)
         return False
     if job.job_status == JobStatus.ACTIVE:
-        if job.comfy_backend and job.comfy_backend != backend:
-            # Its prompt sits in another backend's queue: only that backend's worker can
-            # collect the result without running the prompt twice.
-            return False
         lapsed = f"worker {job.worker_id} stopped renewing its lease"
         add_job_log(session, job.id, "WARNING", lapsed)
         if job.attempts >= max_attempts:
@@ -122,9 +151,11 @@ def _inputs_ready(session: Session, job: Job, now: datetime) -> bool:
 
 
 def _pick(runnable: list[Job], prefer_checkpoint: str | None) -> Job:
-    # Clips sharing a checkpoint run back to back: ComfyUI keeps it loaded.
+    # Clips sharing a checkpoint run back to back (ComfyUI keeps it loaded), within the
+    # highest priority waiting.
     if prefer_checkpoint:
-        for job in runnable:
+        top = runnable[0].priority
+        for job in (j for j in runnable if j.priority == top):
             if job.job_settings.get("clip", {}).get("checkpoint") == prefer_checkpoint:
                 return job
     return runnable[0]

@@ -35,7 +35,7 @@ from vidgen.db.models import (
 from vidgen.db.queries import SentPrompt
 from vidgen.db.session import Database
 from vidgen.db.types import utcnow
-from vidgen.specs import ExportRequest, GenerateRequest, JobOutputs, JobRequest
+from vidgen.specs import ExportRequest, GenerateRequest, JobOutputs, JobRequest, Priority
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,18 @@ def write_log(database: Database, job_id: str, level: str, message: str) -> None
 
 
 def add_generate_job(
-    session: Session, project_id: str, clip_id: str, request: GenerateRequest, runs_on: RunsOn
+    session: Session,
+    project_id: str,
+    clip_id: str,
+    request: GenerateRequest,
+    runs_on: RunsOn,
+    priority: Priority = Priority.NORMAL,
 ) -> Job:
     job = Job(
         project_id=project_id,
         job_type=JobType.GENERATE,
         runs_on=runs_on,
+        priority=priority,
         input_clip_ids=[clip_id],
         job_settings=request.to_json(),
         depends_on=[],
@@ -116,10 +122,12 @@ def add_export_job(
     clip_ids: Sequence[str],
     request: ExportRequest,
     depends_on: Sequence[str],
+    priority: Priority = Priority.NORMAL,
 ) -> Job:
     job = Job(
         project_id=project_id,
         job_type=JobType.EXPORT,
+        priority=priority,
         runs_on=RunsOn.COMFYUI if request.export.needs_comfyui else RunsOn.CPU,
         input_clip_ids=list(clip_ids),
         job_settings=request.to_json(),
@@ -276,6 +284,20 @@ def retry_later(
         add_job_log(session, job.id, "WARNING", f"{message}; retrying in {delay_seconds:.1f} s")
 
 
+def postpone(
+    database: Database, job_id: str, worker_id: str, reason: str, delay_seconds: float
+) -> None:
+    """Back to the queue untried (no attempt counted), due again after ``delay_seconds``."""
+    with database.session() as session:
+        job = _owned(session, job_id, worker_id)
+        if job is None:
+            return
+        add_job_log(session, job.id, "WARNING", reason)
+        _unclaim(job, reason)
+        job.attempts = max(0, job.attempts - 1)
+        job.not_before = utcnow() + timedelta(seconds=delay_seconds)
+
+
 def release(database: Database, job_id: str, worker_id: str) -> None:
     """Give a job back on shutdown; its ComfyUI prompts stay recorded, to be collected next
     start."""
@@ -359,6 +381,21 @@ def _cancel_clips(session: Session, job: Job) -> None:
             clip.clip_status = ClipStatus.CANCELLED
 
 
+def set_project_priority(session: Session, project_id: str, priority: Priority) -> int:
+    """The project's waiting and running jobs take ``priority``; returns how many."""
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.project_id == project_id,
+            Job.job_status.in_((JobStatus.QUEUED, JobStatus.ACTIVE)),
+            Job.priority != priority,
+        )
+        .values(priority=priority)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def set_project_status(session: Session, project_id: str, status: ProjectStatus) -> None:
     project = session.get(Project, project_id)
     if project is not None:
@@ -373,7 +410,7 @@ def note_waiting(database: Database, runs_on: RunsOn, reason: str) -> None:
             .where(
                 Job.job_status == JobStatus.QUEUED,
                 Job.runs_on == runs_on,
-                or_(Job.current_stage == "queued", Job.current_stage.like("waiting for ComfyUI%")),
+                or_(Job.current_stage == "queued", Job.current_stage.like("waiting%")),
                 Job.current_stage != reason,
             )
             .values(current_stage=reason[:255])

@@ -27,6 +27,7 @@ from vidgen.db.jobs import (
     reopen_project,
     retry_clip,
     reuse_clip,
+    set_project_priority,
 )
 from vidgen.db.models import (
     Clip,
@@ -49,6 +50,7 @@ from vidgen.specs import (
     ExportRequest,
     GenerateRequest,
     GenerationMode,
+    Priority,
     clip_spec_as_manifest,
 )
 
@@ -82,6 +84,7 @@ class ManifestRecord:
     content_hash: str
     clips: tuple[PlannedClip, ...]
     export: ExportRequest  # what the export job is asked to make
+    priority: Priority | None  # None: new jobs are normal, waiting ones keep theirs
     resolved: dict[str, Any]  # the resolved manifest; its "clips" are filled in here
 
 
@@ -142,11 +145,14 @@ def _record(
     unused = _active(existing) + [
         c for c in existing if c.clip_status == ClipStatus.REMOVED and c.file_path
     ]
+    if record.priority is not None and not created:
+        set_project_priority(session, project.id, record.priority)
+    priority = record.priority or Priority.NORMAL
     clips: list[Clip] = []
     specs: list[ClipSpec] = []
     new_jobs: list[str] = []
     for index, planned in enumerate(record.clips):
-        clip, spec, job_id = _place(session, project.id, planned, unused, draw_seed)
+        clip, spec, job_id = _place(session, project.id, planned, unused, draw_seed, priority)
         clip.order_index = index
         clip.clip_name = planned.spec.clip_name[:200]
         clips.append(clip)
@@ -163,7 +169,9 @@ def _record(
         reopen_project(project)
         live = [] if created else _live_generate_jobs(session, project.id, set(clip_ids))
         waits_for = list(dict.fromkeys(new_jobs + live))
-        export_id = add_export_job(session, project.id, clip_ids, record.export, waits_for).id
+        export_id = add_export_job(
+            session, project.id, clip_ids, record.export, waits_for, priority
+        ).id
     session.add(_manifest_row(record, project.id, resolved, str(stored_path)))
     insert_new_in_bulk(session, (Project, Clip, Job, JobLog, Manifest))
     return RecordOutcome(
@@ -199,6 +207,7 @@ def _place(
     planned: PlannedClip,
     unused: list[Clip],
     draw_seed: Callable[[], int],
+    priority: Priority,
 ) -> tuple[Clip, ClipSpec, str | None]:
     """The clip row for ``planned`` and its resolved spec: a matching clip kept (or tried
     again), else a new one; the id of its new generate job, if it needs one."""
@@ -213,14 +222,14 @@ def _place(
             return match, spec, None
         # A failed or cancelled clip is tried again, in place.
         retry_clip(match)
-        return match, spec, _generate_job(session, project_id, match, spec, planned.runs_on)
+        return match, spec, _generate_job(session, project_id, match, spec, planned, priority)
     seed = planned.seed
     if seed is None:
         seed = 0 if planned.spec.mode is GenerationMode.IMPORTED else draw_seed()
     spec = replace(planned.spec, seed=seed)
     clip = _new_clip(spec, project_id, planned.settings_hash(seed))
     session.add(clip)  # inserted by the generate job's flush; its id is set here already
-    return clip, spec, _generate_job(session, project_id, clip, spec, planned.runs_on)
+    return clip, spec, _generate_job(session, project_id, clip, spec, planned, priority)
 
 
 def _match(planned: PlannedClip, candidates: Sequence[Clip]) -> Clip | None:
@@ -235,9 +244,15 @@ def _match(planned: PlannedClip, candidates: Sequence[Clip]) -> Clip | None:
 
 
 def _generate_job(
-    session: Session, project_id: str, clip: Clip, spec: ClipSpec, runs_on: RunsOn
+    session: Session,
+    project_id: str,
+    clip: Clip,
+    spec: ClipSpec,
+    planned: PlannedClip,
+    priority: Priority,
 ) -> str:
-    return add_generate_job(session, project_id, clip.id, GenerateRequest(spec), runs_on).id
+    request = GenerateRequest(spec)
+    return add_generate_job(session, project_id, clip.id, request, planned.runs_on, priority).id
 
 
 def _new_clip(spec: ClipSpec, project_id: str, settings_hash: str) -> Clip:
@@ -305,13 +320,14 @@ def _manifest_row(
 
 
 @dataclass(frozen=True, slots=True)
-class CancelTarget:
+class ProjectTarget:
     project_id: str
     project_name: str
 
 
-def find_cancel_target(database: Database, target: str, derived_name: str) -> CancelTarget | None:
-    """The project ``cancel: target`` means: by projectName, display name, or a job's id."""
+def find_project_target(database: Database, target: str, derived_name: str) -> ProjectTarget | None:
+    """The project ``cancel: target`` (or ``project:`` beside ``priority``) means: by
+    projectName, display name, or a job's id."""
     with database.session() as session:
         project = session.scalars(
             select(Project).where(
@@ -325,12 +341,12 @@ def find_cancel_target(database: Database, target: str, derived_name: str) -> Ca
         if project is None:
             job = session.get(Job, target)
             project = session.get(Project, job.project_id) if job is not None else None
-        return None if project is None else CancelTarget(project.id, project.project_name)
+        return None if project is None else ProjectTarget(project.id, project.project_name)
 
 
 def record_cancel(
     database: Database,
-    target: CancelTarget,
+    target: ProjectTarget,
     *,
     manifest_id: str,
     source_path: str,
@@ -355,14 +371,44 @@ def record_cancel(
         return count
 
 
+def record_priority(
+    database: Database,
+    target: ProjectTarget,
+    priority: Priority,
+    *,
+    manifest_id: str,
+    source_path: str,
+    stored_path: str,
+    content_hash: str,
+) -> int:
+    """Move the project's waiting jobs to ``priority`` and record the manifest that asked, in
+    one transaction; returns how many jobs moved."""
+    with database.session() as session:
+        count = set_project_priority(session, target.project_id, priority)
+        session.add(
+            Manifest(
+                id=manifest_id,
+                project_id=target.project_id,
+                source_path=source_path[:1024],
+                stored_path=stored_path,
+                content_hash=content_hash,
+                status=ManifestStatus.PRIORITY,
+                errors=[],
+                resolved_manifest={"priority": priority.word, "projectName": target.project_name},
+            )
+        )
+        return count
+
+
 __all__ = [
-    "CancelTarget",
     "ManifestRecord",
     "PlannedClip",
+    "ProjectTarget",
     "RecordOutcome",
-    "find_cancel_target",
+    "find_project_target",
     "manifest_recorded",
     "record_cancel",
     "record_manifest",
+    "record_priority",
     "stored_path_of",
 ]

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from vidgen.db.types import UnsignedBigInt, UTCDateTime, utcnow
+from vidgen.specs import Priority
 
 
 def new_id() -> str:
@@ -74,6 +75,7 @@ class ManifestStatus(StrEnum):
     PROCESSING = "processing"
     ACCEPTED = "accepted"
     CANCEL = "cancel"
+    PRIORITY = "priority"
 
 
 _TEXT_OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
@@ -149,7 +151,8 @@ class Clip(Base):
 class Job(Base):
     __tablename__ = "job"
     __table_args__ = (
-        Index("ix_job_claim", "jobStatus", "runsOn", "createdAt"),
+        # claim_next walks it: a kind's runnable jobs by priority, then age
+        Index("ix_job_claim", "jobStatus", "runsOn", "priority", "createdAt"),
         Index("ix_job_updated", "updatedAt"),
         Index("ix_job_created", "createdAt", "id"),  # the status page's newest-first list
         {"mysql_engine": "InnoDB", **_TEXT_OPTIONS},
@@ -167,6 +170,7 @@ class Job(Base):
     progress_percent: Mapped[float] = mapped_column("progressPercent", Float, default=0.0)
     current_stage: Mapped[str] = mapped_column("currentStage", String(255), default="queued")
     job_status: Mapped[str] = mapped_column("jobStatus", String(16), default=JobStatus.QUEUED)
+    priority: Mapped[int] = mapped_column(Integer, default=Priority.NORMAL, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_message: Mapped[str | None] = mapped_column("errorMessage", Text)
     worker_id: Mapped[str | None] = mapped_column("workerId", String(255))

@@ -27,7 +27,7 @@ from vidgen.db.models import (
     Project,
 )
 from vidgen.db.session import Database
-from vidgen.specs import ExportRequest, OutputFormat
+from vidgen.specs import ExportRequest, OutputFormat, Priority
 
 __all__ = [
     "ClipView",
@@ -64,6 +64,7 @@ class JobSummary:
     display_name: str
     job_type: str
     job_status: str
+    priority: str  # "high", "normal" or "low"
     progress_percent: float
     current_stage: str
     error_message: str | None
@@ -209,6 +210,7 @@ def _summary(job: Job, project_name: str, display_name: str) -> JobSummary:
         display_name=display_name,
         job_type=job.job_type,
         job_status=job.job_status,
+        priority=Priority(job.priority).word,
         progress_percent=job.progress_percent,
         current_stage=job.current_stage,
         error_message=job.error_message,

@@ -23,6 +23,7 @@ from vidgen.db.session import (
 from vidgen.doctor.comfyui import Finding, Level, check_backends
 from vidgen.errors import ConfigError, VidgenError
 from vidgen.ffmpeg import ffmpeg_encoders, ffmpeg_version
+from vidgen.safe_files import free_bytes
 
 ENCODERS = ("libx264", "libx265", "libvpx-vp9", "gif")
 # Filesystems on which inotify sees no other machine's writes (docs/intake-notes.md).
@@ -164,10 +165,7 @@ def _disks(settings: Settings) -> Iterator[Finding]:
     }
     limit = settings.min_free_bytes
     for label, folder in folders.items():
-        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-        if existing is None:
-            continue
-        free = shutil.disk_usage(existing).free
+        free = free_bytes(folder)
         if free < limit:
             yield Finding(
                 Level.WARNING,
