@@ -4,6 +4,7 @@ instead of failing half-way. Real watcher, workers, MariaDB, ffmpeg and Chromium
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,7 +16,7 @@ from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
 from tests.comfyui_double import ComfyUIDouble
-from tests.fixtures.browser import SeededStatus, ServeStatus
+from tests.fixtures.browser import SeededStatus, ServeStatus, keep_screenshot
 from tests.fixtures.database import make_settings
 from tests.fixtures.media import MakeClip
 from tests.fixtures.pipeline import StartWatcher, StartWorker, wait_for
@@ -261,9 +262,11 @@ def test_every_page_says_paused_and_the_gpu_hours(
         expect(holds.nth(1)).to_contain_text("GPU hours 22:00\u201307:00")
     page.goto(base + "/")
     expect(page.locator("th", has_text="Priority")).to_be_visible()
-    shot = tmp_path / "paused.png"
+    shot = tmp_path / "paused-desktop-light.png"
     page.screenshot(path=str(shot), animations="disabled")
     assert shot.stat().st_size > 10_000
+    if keep := os.environ.get("VIDGEN_SCREENSHOTS"):
+        keep_screenshot(shot, Path(keep) / shot.name)
     health = page.request.get(base + "/health").json()
     assert health["holds"]["paused"] is True
     assert health["holds"]["pausedBy"] == ["inbox/PAUSE"]

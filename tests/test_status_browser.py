@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -17,7 +16,13 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 from status.rejected import NOT_PLAIN
-from tests.fixtures.browser import SeededStatus, ServeStatus, assert_same_site, seed_rejected
+from tests.fixtures.browser import (
+    SeededStatus,
+    ServeStatus,
+    assert_same_site,
+    keep_screenshot,
+    seed_rejected,
+)
 from tests.fixtures.pipeline import placed_clip, sample_request
 from vidgen.config import Settings
 from vidgen.db.claims import claim_next
@@ -245,15 +250,5 @@ def test_screenshots_and_no_sideways_scrolling(
         page.screenshot(path=str(shot), animations="disabled")
         assert shot.stat().st_size > 10_000
         if keep:
-            _keep(shot, Path(keep) / shot.name)
+            keep_screenshot(shot, Path(keep) / shot.name)
         page.context.close()
-
-
-def _keep(shot: Path, target: Path) -> None:
-    """Store a screenshot for the docs with a 256-colour palette: a fraction of the bytes."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    palette = "split[a][b];[a]palettegen=max_colors=256[p];[b][p]paletteuse=dither=none"
-    quiet = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-    subprocess.run(
-        ["ffmpeg", *quiet, "-i", f"file:{shot}", "-vf", palette, f"file:{target}"], check=True
-    )
