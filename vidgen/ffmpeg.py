@@ -27,6 +27,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+import ffmpeg
+
 from vidgen.errors import FFmpegError, JobCancelled, StorageError
 
 __all__ = [
@@ -275,20 +277,13 @@ def extract_thumbnail(
     """Write a representative frame of ``video`` as a JPEG ``width`` pixels wide."""
     # The thumbnail filter picks the most typical frame of the first ones, which avoids the black
     # first frame of a fade-in that a plain "first frame" would give.
-    args = [
-        "-i",
-        file_arg(video),
-        "-vf",
-        f"thumbnail,scale={width}:-2",
-        "-frames:v",
-        "1",
-        "-update",
-        "1",
-        "-q:v",
-        "3",
-        file_arg(dest_jpg),
-    ]
-    run(args, expected_duration_sec=0.0, output=dest_jpg, untrusted=untrusted)
+    graph = (
+        ffmpeg.input(file_arg(video))
+        .filter("thumbnail")
+        .filter("scale", width, -2)
+        .output(file_arg(dest_jpg), vframes=1, update=1, **{"q:v": 3})
+    )
+    run(graph, expected_duration_sec=0.0, output=dest_jpg, untrusted=untrusted)
 
 
 def run(
