@@ -6,11 +6,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from tests.fixtures.pipeline import sample_request
+from tests.fixtures.pipeline import placed_clip, sample_request
 from vidgen.db.claims import claim_next
-from vidgen.db.jobs import add_export_job, add_generate_job
+from vidgen.db.jobs import (
+    PENDING_CLIPS,
+    add_export_job,
+    add_generate_job,
+    complete_generate,
+    fail,
+)
 from vidgen.db.models import Clip, ClipStatus, Job, JobStatus, Project, RunsOn
 from vidgen.db.session import Database
 from vidgen.db.types import utcnow
@@ -52,12 +58,17 @@ def _clips(database: Database, project_id: str, status: ClipStatus, count: int =
         return [clip.id for clip in clips]
 
 
-def _export(database: Database, name: str, status: ClipStatus) -> str:
-    """A project of two clips in ``status`` and its FFmpeg-only export; returns the job id."""
+def _export(database: Database, name: str, status: ClipStatus, *, flagged: bool = True) -> str:
+    """A project of two clips in ``status`` and its FFmpeg-only export; returns the job id.
+    ``flagged=False``: not marked as waiting for its clips, as an export queued before
+    migration 0006 is."""
     project_id = _project(database, name)
     clip_ids = _clips(database, project_id, status)
     with database.session() as session:
-        return add_export_job(session, project_id, clip_ids, _EXPORT, []).id
+        pending = flagged and status in PENDING_CLIPS
+        return add_export_job(
+            session, project_id, clip_ids, _EXPORT, [], waits_for_clips=pending
+        ).id
 
 
 def _claim(
@@ -79,15 +90,55 @@ def _claim(
     return None if claimed is None else claimed.id
 
 
+@pytest.mark.parametrize("flagged", [True, False], ids=["marked", "queued-before-0006"])
 def test_exports_waiting_for_their_clips_never_hide_one_that_can_run(
-    either_database: Database,
+    either_database: Database, flagged: bool
 ) -> None:
     # Fifty projects whose clips wait for a ComfyUI that is down, then one of imported clips.
     for n in range(50):
-        _export(either_database, f"waiting{n}", ClipStatus.QUEUED)
+        _export(either_database, f"waiting{n}", ClipStatus.QUEUED, flagged=flagged)
     ready = _export(either_database, "imported", ClipStatus.READY)
     assert _claim(either_database) == ready
     assert _claim(either_database) is None
+    with either_database.session() as session:
+        waiting = session.scalars(select(Job).where(Job.id != ready)).all()
+        assert {(job.job_status, job.waits_for_clips) for job in waiting} == {
+            (JobStatus.QUEUED, True)
+        }
+
+
+def test_the_last_clip_made_frees_its_export(either_database: Database) -> None:
+    project_id = _project(either_database, "trip")
+    with either_database.session() as session:
+        clip_ids = _clips(either_database, project_id, ClipStatus.QUEUED)
+        generate_ids = [
+            add_generate_job(session, project_id, c, sample_request(), RunsOn.COMFYUI).id
+            for c in clip_ids
+        ]
+        export = add_export_job(session, project_id, clip_ids, _EXPORT, [], waits_for_clips=True)
+        export_id = export.id
+    for number, generate_id in enumerate(generate_ids):
+        assert _claim(either_database) is None  # a clip is still to be made
+        claimed = _claim(either_database, RunsOn.COMFYUI)
+        assert claimed == generate_id
+        assert complete_generate(either_database, generate_id, "w", placed_clip(f"{number}.mp4"))
+    assert _claim(either_database) == export_id
+
+
+def test_a_failed_clip_frees_its_export_to_fail_it(either_database: Database) -> None:
+    project_id = _project(either_database, "broken")
+    with either_database.session() as session:
+        (clip_id,) = _clips(either_database, project_id, ClipStatus.QUEUED, count=1)
+        generate = add_generate_job(session, project_id, clip_id, sample_request(), RunsOn.COMFYUI)
+        add_export_job(session, project_id, [clip_id], _EXPORT, [], waits_for_clips=True)
+        generate_id = generate.id
+    assert _claim(either_database, RunsOn.COMFYUI) == generate_id
+    fail(either_database, generate_id, "w", "ComfyUI said no")
+    assert _claim(either_database) is None
+    with either_database.session() as session:
+        export = session.scalars(select(Job).where(Job.job_type == "export")).one()
+        assert export.job_status == JobStatus.FAILED
+        assert export.error_message == "clip clip1 failed: ComfyUI said no"
 
 
 def test_an_export_whose_clip_failed_is_settled_not_skipped(either_database: Database) -> None:

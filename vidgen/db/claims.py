@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from vidgen.db.jobs import (
@@ -52,8 +52,8 @@ def claim_next(
 ) -> ClaimedJob | None:
     """Take the next runnable job of this worker's kind, highest priority first, then oldest:
     queued (and due), or abandoned by a worker whose lease ran out. The query leaves out what
-    cannot run yet (exports whose clips are still being made, prompts another backend holds),
-    so no number of those hides a job that can run."""
+    cannot run yet (exports waiting for clips, ``release_exports``; prompts another backend
+    holds), so no number of those hides a job that can run."""
     now = utcnow()
     with database.session() as session:
         query = (
@@ -68,7 +68,7 @@ def claim_next(
                     & _collectable_by(backend),
                 )
             )
-            .where(~_waits_for_clips(database))
+            .where(Job.waits_for_clips.is_(False))
             .order_by(Job.priority.desc(), Job.created_at, Job.id)
             .limit(_BATCH)
         )
@@ -81,7 +81,7 @@ def claim_next(
                 for job in candidates
                 if _runnable(session, job, max_attempts=max_attempts, now=now)
             ]
-            settled = [job for job in candidates if job.job_status in _ENDED]
+            settled = [j for j in candidates if j.job_status in _ENDED or j.waits_for_clips]
             if runnable or len(candidates) < _BATCH or not settled:
                 break
             session.flush()  # the settled rows no longer match: the next round reads on
@@ -99,23 +99,6 @@ def _collectable_by(backend: str | None) -> ColumnElement[bool]:
     """An abandoned job whose prompt sits in a backend's queue: only that backend's worker
     collects it without running the prompt twice."""
     return or_(Job.comfy_backend.is_(None), Job.comfy_backend == backend)
-
-
-def _waits_for_clips(database: Database) -> ColumnElement[bool]:
-    """An export with an input clip still queued or being made (or left out of the project by
-    a newer manifest): it cannot run yet. Failed inputs are not waited for: the claim fails
-    the export, saying which clip."""
-    pending = (ClipStatus.QUEUED, ClipStatus.GENERATING, ClipStatus.REMOVED)
-    if database.is_mysql:
-        inputs = (
-            select(Clip.id)
-            .where(Clip.project_id == Job.project_id)
-            .where(func.json_contains(Job.input_clip_ids, func.json_quote(Clip.id)) == 1)
-        )
-    else:
-        listed = func.json_each(Job.input_clip_ids).table_valued("value").alias("listed")
-        inputs = select(Clip.id).join_from(listed, Clip, Clip.id == listed.c.value)
-    return (Job.job_type == JobType.EXPORT) & inputs.where(Clip.clip_status.in_(pending)).exists()
 
 
 def _runnable(session: Session, job: Job, *, max_attempts: int, now: datetime) -> bool:
@@ -147,7 +130,11 @@ def _inputs_ready(session: Session, job: Job, now: datetime) -> bool:
             end_job(session, job, JobStatus.FAILED, message, now)
             set_project_status(session, job.project_id, ProjectStatus.FAILED)
             return False
-    return all(clips[c].clip_status == ClipStatus.READY for c in job.input_clip_ids)
+    if all(clips[c].clip_status == ClipStatus.READY for c in job.input_clip_ids):
+        return True
+    # A clip is being made again (a newer manifest retried it): wait for it out of the walk.
+    job.waits_for_clips = True
+    return False
 
 
 def _pick(runnable: list[Job], prefer_checkpoint: str | None) -> Job:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from vidgen.db.counters import next_index_in
 from vidgen.db.jobs import (
+    PENDING_CLIPS,
     add_export_job,
     add_generate_job,
     cancel_project,
@@ -169,8 +170,15 @@ def _record(
         reopen_project(project)
         live = [] if created else _live_generate_jobs(session, project.id, set(clip_ids))
         waits_for = list(dict.fromkeys(new_jobs + live))
+        pending = any(c.clip_status in PENDING_CLIPS for c in clips)
         export_id = add_export_job(
-            session, project.id, clip_ids, record.export, waits_for, priority
+            session,
+            project.id,
+            clip_ids,
+            record.export,
+            waits_for,
+            priority,
+            waits_for_clips=pending,
         ).id
     session.add(_manifest_row(record, project.id, resolved, str(stored_path)))
     insert_new_in_bulk(session, (Project, Clip, Job, JobLog, Manifest))

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -151,8 +152,8 @@ class Clip(Base):
 class Job(Base):
     __tablename__ = "job"
     __table_args__ = (
-        # claim_next walks it: a kind's runnable jobs by priority, then age
-        Index("ix_job_claim", "jobStatus", "runsOn", "priority", "createdAt"),
+        # claim_next walks it: a kind's jobs that can run, by priority, then age
+        Index("ix_job_claim", "jobStatus", "runsOn", "waitsForClips", "priority", "createdAt"),
         Index("ix_job_updated", "updatedAt"),
         Index("ix_job_created", "createdAt", "id"),  # the status page's newest-first list
         {"mysql_engine": "InnoDB", **_TEXT_OPTIONS},
@@ -171,6 +172,10 @@ class Job(Base):
     current_stage: Mapped[str] = mapped_column("currentStage", String(255), default="queued")
     job_status: Mapped[str] = mapped_column("jobStatus", String(16), default=JobStatus.QUEUED)
     priority: Mapped[int] = mapped_column(Integer, default=Priority.NORMAL, server_default="0")
+    # An export with a clip still to be made; cleared in the transaction that makes the last one.
+    waits_for_clips: Mapped[bool] = mapped_column(
+        "waitsForClips", Boolean, default=False, server_default=false()
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_message: Mapped[str | None] = mapped_column("errorMessage", Text)
     worker_id: Mapped[str | None] = mapped_column("workerId", String(255))
