@@ -95,10 +95,10 @@ def sheet_run(
     columns, rows = grid_of(len(tiles))
     tile_w, tile_h = _tile_size(size, columns, rows)
     duration = frames / fps
-    font_size = max(12, tile_h // 16)
-    margin = max(4, font_size // 3)
     chains = []
     for index, tile in enumerate(tiles):
+        font_size = _font_size(tile.label, tile_w, tile_h)
+        margin = max(3, font_size // 3)
         label = (
             f"drawtext=fontfile={_value(str(font))}:text={_value(tile.label)}:expansion=none"
             f":fontsize={font_size}:fontcolor=white:box=1:boxcolor=black@0.6"
@@ -138,6 +138,13 @@ def sheet_run(
         file_arg(still),
     )
     return SheetRun(args, video, still, columns, rows, (tile_w, tile_h), duration, graph)
+
+
+def _font_size(label: str, tile_w: int, tile_h: int) -> int:
+    """A sixteenth of the tile's height, smaller where the label would not fit its width (a
+    glyph of these fonts is at most about 0.6 of the font size wide)."""
+    fitting = int((tile_w - 8) / (0.6 * max(1, len(label))))
+    return max(8, min(max(12, tile_h // 16), fitting))
 
 
 def _tile_size(size: tuple[int, int], columns: int, rows: int) -> tuple[int, int]:

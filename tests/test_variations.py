@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, expect
 
 from stages.recipe import recipe_path
 from tests.comfyui_double import ComfyUIDouble
+from tests.fixtures.browser import ServeStatus
 from tests.fixtures.database import make_settings
 from tests.fixtures.pipeline import graphs_sent, wait_for
 from vidgen.config import Settings, load_settings
@@ -73,6 +77,11 @@ def _samplers(comfyui: ComfyUIDouble) -> list[dict[str, Any]]:
 def _clips(database: Database) -> list[Clip]:
     with database.session() as session:
         return list(session.query(Clip).order_by(Clip.order_index))
+
+
+def _export_completed(database: Database) -> bool:
+    with database.session() as session:
+        return session.query(Job).filter_by(job_type="export", job_status="completed").count() > 0
 
 
 def _sheet_argv(records: list[logging.LogRecord]) -> str:
@@ -392,3 +401,37 @@ def test_variations_with_a_seed_count_up_and_a_sweep_shares_its_seed(
     assert [c.spec.cfg for c in clips[3:]] == [5.0, 7.5]
     assert [c.seed for c in clips[3:]] == [None, None]  # drawn once, at intake, for both
     assert [c.spec.clip_name for c in manifest.played] == ["clip1 v3", "clip2 v2"]
+
+
+@pytest.mark.browser
+def test_the_project_page_shows_the_sheet_among_the_outputs(
+    comfyui: ComfyUIDouble,
+    database: Database,
+    tmp_path: Path,
+    start_vidgen: StartVidgen,
+    serve_status: ServeStatus,
+    chromium: Browser,
+) -> None:
+    settings = _settings(tmp_path, database, comfyui)  # the folders serve_status's settings use
+    start_vidgen(settings)
+    _drop(settings.inboxes[0].path, "takes.yaml", VARIATIONS)
+    wait_for(lambda: _export_completed(database), timeout=120, what="the export")
+    page = chromium.new_page(viewport={"width": 1280, "height": 800})
+    base = serve_status()
+    page.goto(base + "/projects/takes")
+    outputs = page.locator("ul.outputs li")
+    expect(outputs).to_have_count(3)  # the export, then its two sheets
+    sheet = outputs.nth(1)
+    expect(sheet.locator(".card-title")).to_contain_text("_takes_sheet_001.mp4")
+    poster = sheet.locator("video").get_attribute("poster") or ""
+    assert poster.endswith("_takes_sheet_001.png")
+    assert page.request.get(base + poster).headers["content-type"] == "image/png"
+    page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 1)")
+    shot = tmp_path / "variations-outputs-desktop-light.png"
+    page.locator("section[aria-labelledby=outputs-h]").screenshot(
+        path=str(shot), animations="disabled"
+    )
+    keep = os.environ.get("VIDGEN_SCREENSHOTS")
+    if keep:
+        shutil.copy(shot, Path(keep) / shot.name)
+    page.close()
