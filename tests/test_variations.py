@@ -22,7 +22,7 @@ from tests.fixtures.browser import ServeStatus
 from tests.fixtures.database import make_settings
 from tests.fixtures.pipeline import graphs_sent, wait_for
 from vidgen.config import Settings, load_settings
-from vidgen.db.models import Clip, Job
+from vidgen.db.models import Clip, Event, Job
 from vidgen.db.session import Database
 from vidgen.ffmpeg import probe
 from vidgen.runtime import Part, Services, start
@@ -191,6 +191,14 @@ def test_four_variations_make_four_clips_and_a_labelled_contact_sheet(
         assert f"text=seed {seed}:" in graph
     assert "select=eq(n\\,4)" in graph  # the middle of 8 frames
 
+    with database.session() as session:  # the "completed" notification names them all
+        (event,) = session.query(Event).filter_by(kind="completed").all()
+    assert event.payload["outputs"] == [
+        exports[0].name,
+        recipe_path(exports[0]).name,
+        *(p.name for p in sheets),
+    ]
+
     second = probe(sheets[2])  # two tiles side by side, one row
     assert (second.width, second.height) == (192, 64)
 
@@ -254,6 +262,11 @@ def test_a_pick_regenerates_nothing_and_exports_the_picked_variation(
     prompts = len(comfyui.prompts_received)
     assert prompts == 3
     seeds = [c.seed_value for c in _clips(database)]
+    stored = settings.storage / "pick" / "manifests"
+    _drop(inbox, "pick.yaml", text)  # the same again: nothing changes, nothing is queued
+    wait_for(lambda: len(list(stored.glob("*_manifest_*.yaml"))) == 2, what="the second drop")
+    with database.session() as session:
+        assert session.query(Job).count() == 4
 
     _drop(inbox, "pick.yaml", text + "pick: 2\n")
     second = wait_for(
@@ -279,8 +292,7 @@ def test_a_pick_regenerates_nothing_and_exports_the_picked_variation(
 
     # The same pick again changes nothing and queues nothing.
     _drop(inbox, "pick.yaml", text + f"pick: {{seed: {seeds[2]}}}\n")
-    stored = settings.storage / "pick" / "manifests"
-    wait_for(lambda: len(list(stored.glob("*_manifest_*.yaml"))) == 4, what="the fourth drop")
+    wait_for(lambda: len(list(stored.glob("*_manifest_*.yaml"))) == 5, what="the fifth drop")
     with database.session() as session:
         assert session.query(Job).filter_by(job_type="export").count() == 3
 
