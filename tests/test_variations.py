@@ -297,6 +297,24 @@ def test_a_pick_regenerates_nothing_and_exports_the_picked_variation(
         assert session.query(Job).filter_by(job_type="export").count() == 3
 
 
+def test_a_clip_that_gains_variations_keeps_its_video_as_the_first(
+    comfyui: ComfyUIDouble, database: Database, tmp_path: Path, start_vidgen: StartVidgen
+) -> None:
+    settings = _settings(tmp_path, database, comfyui)
+    inbox = settings.inboxes[0].path
+    start_vidgen(settings)
+    text = "resolution: 64x64\nprompt: a harbour at night\nsteps: 2\nframes: 8\n"
+    _drop(inbox, "grow.yaml", text)
+    wait_for(lambda: _outputs(settings.outbox, "*_export_001.mp4"), timeout=120, what="export 1")
+    (first,) = _clips(database)
+    _drop(inbox, "grow.yaml", text + "variations: 3\n")
+    wait_for(lambda: _outputs(settings.outbox, "*_sheet_001.png"), timeout=120, what="the sheet")
+    assert len(comfyui.prompts_received) == 3  # the first drop's clip, and two more
+    clips = _clips(database)
+    assert [c.clip_name for c in clips] == ["clip1 v1", "clip1 v2", "clip1 v3"]
+    assert (clips[0].id, clips[0].seed_value) == (first.id, first.seed_value)
+
+
 def test_a_pick_by_a_seed_no_variation_has_is_rejected_naming_the_seeds(
     comfyui: ComfyUIDouble, database: Database, tmp_path: Path, start_vidgen: StartVidgen
 ) -> None:
