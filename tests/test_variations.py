@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from stages.recipe import recipe_path
+from stages.sheet import SheetTile, find_font, sheet_run
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.browser import ServeStatus
 from tests.fixtures.database import make_settings
@@ -24,6 +25,7 @@ from tests.fixtures.pipeline import graphs_sent, wait_for
 from vidgen.config import Settings, load_settings
 from vidgen.db.models import Clip, Event, Job
 from vidgen.db.session import Database
+from vidgen.errors import FFmpegError
 from vidgen.ffmpeg import probe
 from vidgen.runtime import Part, Services, start
 from vidgen.validation import manifest_graphs
@@ -465,3 +467,43 @@ def test_the_project_page_shows_the_sheet_among_the_outputs(
     if keep:
         shutil.copy(shot, Path(keep) / shot.name)
     page.close()
+
+
+def test_a_system_without_fonts_is_told_what_to_install(tmp_path: Path) -> None:
+    (tmp_path / "fonts").mkdir()
+    with pytest.raises(FFmpegError, match="install fonts-dejavu-core or fonts-noto-cjk"):
+        find_font([tmp_path / "fonts", tmp_path / "missing"])
+    (tmp_path / "fonts" / "Other.otf").write_bytes(b"")
+    (tmp_path / "fonts" / "DejaVuSans.ttf").write_bytes(b"")
+    assert find_font([tmp_path / "fonts"]).name == "DejaVuSans.ttf"
+
+
+@pytest.mark.parametrize(
+    ("count", "size", "grid", "tile"),
+    [
+        (2, (512, 512), (2, 1), (512, 512)),
+        (3, (512, 512), (2, 2), (512, 512)),
+        (6, (768, 432), (3, 2), (682, 384)),
+        (16, (768, 768), (4, 4), (512, 512)),
+    ],
+)
+def test_the_grid_is_as_square_as_it_gets_and_at_most_2048_px(
+    count: int,
+    size: tuple[int, int],
+    grid: tuple[int, int],
+    tile: tuple[int, int],
+    tmp_path: Path,
+) -> None:
+    tiles = [SheetTile(tmp_path / f"{n}.mp4", f"cfg {n}") for n in range(count)]
+    planned = sheet_run(
+        tiles,
+        size=size,
+        fps=8,
+        frames=16,
+        video=tmp_path / "s.mp4",
+        still=tmp_path / "s.png",
+        font=Path("/fonts/a:b.ttf"),
+    )
+    assert (planned.columns, planned.rows, planned.tile) == (*grid, tile)
+    assert planned.filter_graph.count("drawtext=") == count
+    assert "fontfile=/fonts/a\\\\:b.ttf:" in planned.filter_graph  # escaped twice
