@@ -17,6 +17,7 @@ BENCHMARKS = (
     "intake_bench.py",
     "generate_bench.py",
     "export_bench.py",
+    "sheet_bench.py",
     "status_bench.py",
     "notify_bench.py",
 )

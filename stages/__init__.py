@@ -18,6 +18,7 @@ from stages.export_plan import (
 from stages.merge import ClipInput
 from stages.pool import make_workers
 from stages.shapes import VideoShape
+from stages.sheet import grid_of
 
 __all__ = [
     "ClipInput",
@@ -31,6 +32,7 @@ __all__ = [
     "build_export_plan",
     "deliver_as_is_step",
     "execute_ffmpeg_step",
+    "grid_of",
     "make_workers",
     "step_prompts",
     "upload_name",

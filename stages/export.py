@@ -24,12 +24,13 @@ from stages.export_plan import ExportPlan, FFmpegStep, Step, build_export_plan
 from stages.merge import ClipInput, concat_list_text
 from stages.prompts import collect, ensure_prompt
 from stages.recipe import publish_with_recipe, recipe_path
+from stages.sheet import SheetRun, SheetTile, find_font, sheet_run
 from stages.worker import JobContext, Stage
 from vidgen.db import jobs
 from vidgen.errors import ComfyUIError, JobCancelled, StorageError, VidgenError
 from vidgen.ffmpeg import file_arg, probe, run
 from vidgen.naming import FileType, allocate_path, publish
-from vidgen.specs import JobOutputs
+from vidgen.specs import JobOutputs, SheetSpec, variation_label
 from workflows import ComfyUIClient, Graph, PromptProgress
 
 log = logging.getLogger(__name__)
@@ -56,27 +57,36 @@ class ExportStage(Stage):
         if recorded and Path(recorded).is_file():
             self._complete(context, Path(recorded))
             return
-        plan = self._plan(context, context.work_dir)
+        files = self._files(context)
+        clips = [ClipInput.from_media(probe(Path(f.file_path or ""))) for f in files]
+        plan = self._plan(context, context.work_dir, clips)
         context.note(f"export plan: {len(plan.steps)} step(s), about {plan.estimated_sec:.0f} s")
         for index, step in enumerate(plan.steps):
             self._run_step(context, plan, index, step)
-        self._publish(context, plan, Path(context.job.export.outbox))
+        request = context.job.export
+        sheets = [
+            self._make_sheet(context, number, sheet, files, clips)
+            for number, sheet in enumerate(request.sheets, start=1)
+        ]
+        self._publish(context, plan, Path(request.outbox), sheets)
 
     @override
     def space_needed(self, context: JobContext) -> list[tuple[Path, int]]:
         """Every step's file in storage, and the video in the outbox."""
         try:
-            plan = self._plan(context, context.work_path)
+            files = self._files(context)
+            clips = [ClipInput.from_media(probe(Path(f.file_path or ""))) for f in files]
+            plan = self._plan(context, context.work_path, clips)
         except VidgenError:
             return []
         work = sum(step.estimated_bytes for step in plan.steps)
         return [(context.work_path, work), (Path(context.job.export.outbox), plan.estimated_bytes)]
 
-    def _plan(self, context: JobContext, work_dir: Path) -> ExportPlan:
+    def _plan(self, context: JobContext, work_dir: Path, clips: list[ClipInput]) -> ExportPlan:
         request = context.job.export
         return build_export_plan(
             request.export,
-            self._inputs(context),
+            request.played(clips),
             size=request.size,
             fps=float(request.frame_rate),
             output=work_dir / f"export.{request.export.extension}",
@@ -88,13 +98,47 @@ class ExportStage(Stage):
     def on_failure(self, context: JobContext, message: str) -> None:
         write_error_file(context, Path(context.job.export.outbox), message)
 
-    def _inputs(self, context: JobContext) -> list[ClipInput]:
-        inputs = []
-        for clip in jobs.clip_files(context.database, context.job.input_clip_ids):
+    def _files(self, context: JobContext) -> list[jobs.ClipFile]:
+        found = jobs.clip_files(context.database, context.job.input_clip_ids)
+        for clip in found:
             if not clip.file_path or not Path(clip.file_path).is_file():
                 raise StorageError(f"the video of clip {clip.clip_name} is missing from storage")
-            inputs.append(ClipInput.from_media(probe(Path(clip.file_path))))
-        return inputs
+        return found
+
+    def _make_sheet(
+        self,
+        context: JobContext,
+        number: int,
+        sheet: SheetSpec,
+        files: list[jobs.ClipFile],
+        clips: list[ClipInput],
+    ) -> SheetRun:
+        """The contact sheet of one clip's variations, in the work folder."""
+        shown = [files[p] for p in sheet.positions]
+        context.progress(100 * _PUBLISH_SHARE, f"making contact sheet {number}")
+        first = clips[sheet.positions[0]]
+        planned = sheet_run(
+            [
+                SheetTile(
+                    Path(f.file_path or ""), variation_label(sheet.keys, f.seed, f.cfg, f.steps)
+                )
+                for f in shown
+            ],
+            size=(first.width, first.height),
+            fps=first.fps,
+            frames=min(clips[p].frame_count for p in sheet.positions),
+            video=context.work_dir / f"sheet_{number}.mp4",
+            still=context.work_dir / f"sheet_{number}.png",
+            font=find_font(),
+        )
+        run(
+            planned.args,
+            expected_duration_sec=planned.duration_sec,
+            cancel=context.cancel,
+            output=planned.video,
+        )
+        context.check_cancelled()
+        return planned
 
     def _run_step(self, context: JobContext, plan: ExportPlan, index: int, step: Step) -> None:
         def report(fraction: float) -> None:
@@ -133,14 +177,25 @@ class ExportStage(Stage):
         elif parts[0] != step.output:
             parts[0].replace(step.output)
 
-    def _publish(self, context: JobContext, plan: ExportPlan, outbox: Path) -> None:
+    def _publish(
+        self, context: JobContext, plan: ExportPlan, outbox: Path, sheets: list[SheetRun]
+    ) -> None:
         context.progress(100 * _PUBLISH_SHARE, "writing the video into the outbox")
         extension = plan.output.suffix.lstrip(".")
-        target = allocate_path(
-            context.database, outbox, context.job.project_name, FileType.EXPORT, extension
+        project = context.job.project_name
+        sheet_targets = [
+            allocate_path(context.database, outbox, project, FileType.SHEET, "mp4") for _ in sheets
+        ]
+        target = allocate_path(context.database, outbox, project, FileType.EXPORT, extension)
+        outputs = JobOutputs(
+            export=str(target),
+            recipe=str(recipe_path(target)),
+            sheets=tuple(str(s) for s in sheet_targets),
         )
-        outputs = JobOutputs(export=str(target), recipe=str(recipe_path(target)))
         if jobs.record_outputs(context.database, context.job.id, context.job.worker_id, outputs):
+            for sheet, sheet_target in zip(sheets, sheet_targets, strict=True):
+                publish(sheet.still, sheet_target.with_suffix(".png"))
+                publish(sheet.video, sheet_target)
             publish_with_recipe(context, plan.output, target)  # the video and its NAME.json
             self._complete(context, target)
 

@@ -354,8 +354,8 @@ class Worker:
             if needed <= free:
                 continue
             reason = (
-                f"waiting for disk space: needs about {needed / 1e9:.2f} GB in "
-                f"{context.shown.path(folder)}, {max(free, 0) / 1e9:.2f} GB free above minFreeBytes"
+                f"waiting for disk space: needs about {needed / 1e6:.1f} MB in "
+                f"{context.shown.path(folder)}, {max(free, 0) / 1e6:.1f} MB free above minFreeBytes"
             )
             log.warning("job %s %s", job.id, reason)
             delay = self.settings.jobs.retry_backoff_max_seconds

@@ -143,6 +143,7 @@ def output_json(output: OutputView, roots: FileRoots) -> dict[str, Any]:
         "fileName": output.file_name,
         "format": output.output_format,
         "url": roots.url_path(output.path),
+        "stillUrl": roots.url_path(output.still),
         "completedAt": iso(output.completed_at),
     }
 

@@ -4,6 +4,7 @@ the outbox (real ffmpeg; ComfyUI engines through the double), or a clear error f
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -149,20 +150,56 @@ def test_cancelling_stops_ffmpeg_and_removes_its_files(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
-def test_a_full_outbox_fails_clearly_and_leaves_no_partial_file(
+def test_a_full_outbox_holds_the_export_saying_so(
     make_clip: MakeClip, database: Database, tmp_path: Path, start_worker: StartWorker
 ) -> None:
     outbox = tmp_path / "small-outbox"
     outbox.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(outbox)], check=True)
     try:
-        settings = make_settings(tmp_path, _url(database), outbox=str(outbox))
+        settings = make_settings(tmp_path, _url(database), outbox=str(outbox), minFreeBytes=0)
         clip_ids = ready_clips(database, [make_clip(), make_clip()])
         job_id = queue_export(database, clip_ids, ExportSpec(quality=Quality.HIGH), outbox)
         start_worker(settings)
+        job = wait_for(
+            lambda: (
+                (j := job_row(database, job_id)).current_stage.startswith("waiting for disk") and j
+            ),
+            what="the export waiting for room",
+        )
+        assert job.job_status == "queued"
+        assert "in outbox" in job.current_stage
+        assert not list(outbox.iterdir())
+    finally:
+        subprocess.run(["umount", "-l", str(outbox)], check=False)
+
+
+def test_an_outbox_that_fills_up_meanwhile_fails_clearly_and_leaves_no_partial_file(
+    make_clip: MakeClip, database: Database, tmp_path: Path, start_worker: StartWorker
+) -> None:
+    outbox = tmp_path / "small-outbox"
+    outbox.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(outbox)], check=True)
+    try:
+        settings = make_settings(tmp_path, _url(database), outbox=str(outbox), minFreeBytes=0)
+        clip_ids = ready_clips(database, [make_clip(), make_clip()])
+        job_id = queue_export(database, clip_ids, ExportSpec(quality=Quality.HIGH), outbox)
+        start_worker(settings)
+        wait_for(
+            lambda: (
+                (j := job_row(database, job_id)).job_status == "active"
+                and j.current_stage != "starting"
+            ),  # past the check for room
+            what="the export under way",
+        )
+        # Someone else's copy takes the room after the check: all but 16 KiB.
+        filler = outbox / ".someone-elses-copy"
+        free = shutil.disk_usage(outbox).free
+        filler.write_bytes(b"\0" * (free - 16 * 1024))
         job = wait_for(job_ended(database, job_id), timeout=60, what="the export")
         assert job.job_status == "failed"
         assert "full" in (job.error_message or "")
+        filler.unlink()
         assert not list(outbox.glob("*.mp4"))
         assert not list(outbox.glob(".*.part"))
     finally:

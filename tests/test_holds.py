@@ -234,7 +234,7 @@ def test_a_job_waits_for_disk_space_saying_so(
     )
     assert export.job_status == JobStatus.QUEUED
     assert export.attempts == 0
-    assert "GB free above minFreeBytes" in export.current_stage
+    assert "MB free above minFreeBytes" in export.current_stage
     assert not list(settings.outbox.glob("*.mp4"))
 
 

@@ -32,6 +32,7 @@ class FileType(StrEnum):
     UPSCALED = "upscaled"
     INTERPOLATED = "interpolated"
     EXPORT = "export"
+    SHEET = "sheet"  # a contact sheet of a clip's variations (.mp4, and a .png beside it)
     ERROR = "error"
 
 

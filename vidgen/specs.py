@@ -9,11 +9,13 @@ recorded in their own table), so a request never changes once queued.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import IntEnum, StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 # No side of a finished video may exceed this many pixels, after upscaling.
 MAX_OUTPUT_SIDE = 4096
@@ -200,6 +202,68 @@ class ClipSpec:
         return cls(**values)
 
 
+MAX_SEED = 2**64 - 1
+MAX_VARIATIONS = 16
+# The settings a sweep may vary, as a manifest names them (the sampler, scheduler and denoise
+# are fixed in vidgen's graphs, so they cannot be swept).
+SWEEPABLE = ("seed", "cfg", "steps")
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """Which variation of a clip the export plays, as ``pick`` says: by number, or by a seed
+    that was drawn at intake (then found when the seeds are known); ``path`` and ``line`` name
+    the ``pick`` key for an error."""
+
+    number: int | None
+    seed: int | None = None
+    path: str = ""
+    line: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Variation:
+    """One of the clips a manifest clip with ``variations`` or ``sweep`` becomes."""
+
+    first: int  # position of the group's first variation among the manifest's clips
+    number: int  # 1-based, the order of the contact sheet
+    count: int
+    keys: tuple[str, ...]  # the settings that tell the variations apart, as manifest keys
+    shares_seed: bool  # takes the seed of the group's first variation (a sweep without seed)
+    numbered: bool  # its seed is drawn: it is told apart by its number (in the settingsHash)
+    pick: Pick | None = None
+
+    @property
+    def played(self) -> bool:
+        """Whether the export plays it, as far as the manifest alone tells: the picked one, or
+        the first until a pick (a pick by a drawn seed is decided at intake)."""
+        if self.pick is None or self.pick.number is None:
+            return self.number == 1
+        return self.number == self.pick.number
+
+
+def variation_label(keys: Iterable[str], seed: int, cfg: float, steps: int) -> str:
+    """What tells a variation apart, for its tile on the contact sheet: ``cfg 7 · steps 25``."""
+    values = {"seed": str(seed), "cfg": f"{cfg:g}", "steps": str(steps)}
+    return " · ".join(f"{key} {values[key]}" for key in keys)
+
+
+@dataclass(frozen=True, slots=True)
+class SheetSpec:
+    """A contact sheet of one clip's variations: these of the export job's input clips (by
+    position, in the sheet's order), each labelled with the values of ``keys``."""
+
+    positions: tuple[int, ...]
+    keys: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"positions": list(self.positions), "keys": list(self.keys)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SheetSpec:
+        return cls(tuple(int(p) for p in data["positions"]), tuple(str(k) for k in data["keys"]))
+
+
 @dataclass(frozen=True, slots=True)
 class TransitionSpec:
     type: TransitionType = TransitionType.NONE
@@ -301,19 +365,30 @@ class ExportRequest:
     width: int
     height: int
     frame_rate: int
+    # With contact sheets the job's input clips are the played ones, then the variations that
+    # only the sheets show: ``joined`` says how many are played (0: all of them).
+    joined: int = 0
+    sheets: tuple[SheetSpec, ...] = ()
 
     @property
     def size(self) -> tuple[int, int]:
         return self.width, self.height
 
+    def played(self, inputs: Sequence[_T]) -> list[_T]:
+        """Of the job's input clips (ids, or anything in their order), the ones it joins."""
+        return list(inputs[: self.joined] if self.joined else inputs)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "export": self.export.to_json(),
             "outbox": self.outbox,
             "width": self.width,
             "height": self.height,
             "frameRate": self.frame_rate,
         }
+        if self.sheets:  # left out otherwise, so requests of before sheets read back equal
+            data |= {"joined": self.joined, "sheets": [s.to_json() for s in self.sheets]}
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExportRequest:
@@ -323,6 +398,8 @@ class ExportRequest:
             width=int(data["width"]),
             height=int(data["height"]),
             frame_rate=int(data["frameRate"]),
+            joined=int(data.get("joined", 0)),
+            sheets=tuple(SheetSpec.from_json(s) for s in data.get("sheets", ())),
         )
 
 
@@ -339,14 +416,20 @@ class JobOutputs:
     thumbnail: str | None = None
     export: str | None = None
     recipe: str | None = None  # the export's sidecar NAME.json, published before the video
+    sheets: tuple[str, ...] = ()  # contact sheets (.mp4; each has a .png of the same name)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        data = {k: v for k, v in asdict(self).items() if v is not None and k != "sheets"}
+        if self.sheets:
+            data["sheets"] = list(self.sheets)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> JobOutputs:
+        values = dict(data or {})
+        sheets = tuple(str(s) for s in values.pop("sheets", None) or ())
         known = {f.name for f in fields(cls)}
-        return cls(**{k: str(v) for k, v in (data or {}).items() if k in known and v})
+        return cls(**{k: str(v) for k, v in values.items() if k in known and v}, sheets=sheets)
 
 
 def _plain_dict(value: dict[str, Any]) -> dict[str, Any]:

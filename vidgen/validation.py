@@ -21,6 +21,7 @@ from stages import (
     ExportPlan,
     FFmpegStep,
     build_export_plan,
+    grid_of,
     step_prompts,
     upload_name,
 )
@@ -106,6 +107,16 @@ def _print_plan(result: ValidationResult, settings: Settings, echo: Echo) -> Non
         f"output: {settings.outbox}/{date.today():%Y%m%d}_{manifest.project_name}"  # noqa: DTZ011
         f"_export_NNN.{manifest.export.extension}"
     )
+    for clip in manifest.clips:
+        variation = clip.variation
+        if variation is not None and variation.number == 1 and variation.pick is None:
+            columns, rows = grid_of(variation.count)
+            echo(
+                f"sheet: {settings.outbox}/{date.today():%Y%m%d}_{manifest.project_name}"  # noqa: DTZ011
+                f"_sheet_NNN.mp4 (+ .png): the {variation.count} variations of "
+                f"{clip.spec.clip_name.rsplit(' ', 1)[0]} in {columns}x{rows} tiles, "
+                f"labelled by {' and '.join(variation.keys)}; the export plays the first"
+            )
     try:
         for line in describe(export_plan(manifest, settings)):
             echo(f"  {line}")
@@ -134,7 +145,7 @@ def _plan_inputs(manifest: Manifest) -> list[ClipInput]:
     """The clips as the export job will find them: imported ones as their checked copy was
     probed, generated ones as ComfyUI writes them (``frames`` at the clip's rate, h264)."""
     inputs = []
-    for clip in manifest.clips:
+    for clip in manifest.played:
         spec = clip.spec
         if spec.mode is GenerationMode.IMPORTED and clip.media is not None:
             media = replace(clip.media, path=clip.source or clip.media.path)

@@ -29,6 +29,7 @@ from watcher.resolve import (
     resolved_project,
 )
 from watcher.schema_messages import schema_problems
+from watcher.variations import expand_clip
 from watcher.yaml_lines import MAX_BYTES, YamlDocument, parse_yaml
 
 # What the reachable ComfyUI backends offer, or None when none is reachable.
@@ -46,7 +47,7 @@ class Manifest:
     width: int
     height: int
     frame_rate: int
-    clips: tuple[ManifestClip, ...]
+    clips: tuple[ManifestClip, ...]  # every variation of a clip included, in the sheet's order
     export: ExportSpec
     priority: Priority | None = None  # None: new jobs are normal, waiting ones keep theirs
     notes: tuple[str, ...] = ()
@@ -54,6 +55,11 @@ class Manifest:
     @property
     def resolution(self) -> str:
         return f"{self.width}x{self.height}"
+
+    @property
+    def played(self) -> tuple[ManifestClip, ...]:
+        """The clips the export plays: every variation but the picked (or first) one left out."""
+        return tuple(clip for clip in self.clips if clip.played)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +191,12 @@ def _not_a_mapping(data: Any) -> Problem:
 def _resolve(ctx: Context, file_name: str) -> Manifest:
     size = resolve_size(ctx)
     frame_rate = ctx.settings.generation.frame_rate
-    clips = tuple(
-        resolve_clip(ctx, index, path, clip, size)
-        for index, (path, clip) in enumerate(clip_entries(ctx.data))
-    )
-    export = resolve_export(ctx, clips, size, frame_rate)
+    expanded: list[ManifestClip] = []
+    for index, (path, clip) in enumerate(clip_entries(ctx.data)):
+        resolved = resolve_clip(ctx, index, path, clip, size)
+        expanded.extend(expand_clip(ctx, path, clip, resolved, len(expanded)))
+    clips = tuple(expanded)
+    export = resolve_export(ctx, [c for c in clips if c.played], size, frame_rate)
     display, name, description = resolved_project(ctx, file_name)
     priority = ctx.data.get("priority")
     return Manifest(

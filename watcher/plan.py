@@ -23,11 +23,15 @@ class StoredReference:
     sha256: str  # of its bytes
 
 
-def settings_hash(spec: ClipSpec, content_sha256: str | None, seed: int) -> str:
+def settings_hash(
+    spec: ClipSpec, content_sha256: str | None, seed: int, variation: int | None = None
+) -> str:
     """sha256 over every setting that changes a clip's video, the reference's bytes included.
 
     An imported clip is its video's bytes alone; IPAdapter settings count only for
-    image-to-video, so changing them leaves text-to-video clips as they are.
+    image-to-video, so changing them leaves text-to-video clips as they are. ``variation``
+    tells apart variations whose seeds were drawn (the first has none: a clip that gains
+    variations keeps its video as the first).
     """
     if spec.mode is GenerationMode.IMPORTED:
         fields: dict[str, Any] = {"mode": spec.mode.value, "video": content_sha256}
@@ -54,6 +58,8 @@ def settings_hash(spec: ClipSpec, content_sha256: str | None, seed: int) -> str:
                 "ipAdapterWeight": spec.ip_adapter_weight,
                 "image": content_sha256,
             }
+    if variation is not None and variation > 1:
+        fields["variation"] = variation
     text = json.dumps(fields, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -67,12 +73,16 @@ def plan_clip(clip: ManifestClip, stored: StoredReference | None) -> PlannedClip
         spec = replace(spec, reference_image=str(stored.path))
     digest = stored.sha256 if stored is not None else None
     frozen_spec = spec
+    variation = clip.variation
+    number = variation.number if variation is not None and variation.numbered else None
 
     def hash_with(seed: int) -> str:
-        return settings_hash(frozen_spec, digest, seed)
+        return settings_hash(frozen_spec, digest, seed, number)
 
     runs_on = RunsOn.CPU if spec.mode is GenerationMode.IMPORTED else RunsOn.COMFYUI
-    return PlannedClip(spec=spec, seed=clip.seed, runs_on=runs_on, settings_hash=hash_with)
+    return PlannedClip(
+        spec=spec, seed=clip.seed, runs_on=runs_on, settings_hash=hash_with, variation=variation
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from vidgen.db.manifests import (
 )
 from vidgen.db.outbox import record_rejection
 from vidgen.db.session import Database
-from vidgen.errors import Problem
+from vidgen.errors import ManifestError, Problem
 from vidgen.naming import FileType, allocate_path, project_name
 from vidgen.safe_files import shown_name
 from vidgen.shown_paths import ShownPaths
@@ -124,7 +124,10 @@ class Recorder:
             outbox=self.settings.outbox_for(claim.inbox.path),
         )
         record = build_record(manifest, placement, stored_refs)
-        outcome = record_manifest(self.database, record, _draw_seed)
+        try:
+            outcome = record_manifest(self.database, record, _draw_seed)
+        except ManifestError as exc:  # a pick by a seed none of the clip's variations has
+            return self.reject(claim, exc.format(claim.shown))
         stored_path = Path(outcome.stored_path)
         self._step("recorded")
         for note in manifest.notes:

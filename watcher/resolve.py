@@ -22,6 +22,7 @@ from vidgen.specs import (
     GenerationMode,
     InstalledModels,
     ModelKind,
+    Variation,
     models_for,
     parse_resolution,
     resolve_model_name,
@@ -45,6 +46,12 @@ class ManifestClip:
     duration_sec: float | None  # None when an imported video could not be probed (yet)
     has_audio: bool = False
     reference: Reference | None = None  # the file as read; staged: vidgen's copy of it
+    variation: Variation | None = None  # one of a clip's ``variations`` or ``sweep``
+
+    @property
+    def played(self) -> bool:
+        """Whether the export plays this clip (see ``Variation.played``)."""
+        return self.variation is None or self.variation.played
 
     @property
     def media(self) -> MediaInfo | None:

@@ -451,6 +451,9 @@ class ClipFile:
     clip_id: str
     clip_name: str
     file_path: str | None
+    seed: int = 0  # the settings a contact sheet's label may show
+    cfg: float = 0.0
+    steps: int = 0
 
 
 def clip_files(database: Database, clip_ids: Sequence[str]) -> list[ClipFile]:
@@ -458,9 +461,16 @@ def clip_files(database: Database, clip_ids: Sequence[str]) -> list[ClipFile]:
     with database.session() as session:
         rows = {c.id: c for c in session.scalars(select(Clip).where(Clip.id.in_(clip_ids)))}
     return [
-        ClipFile(clip_id, rows[clip_id].clip_name, rows[clip_id].file_path)
+        ClipFile(
+            clip_id,
+            row.clip_name,
+            row.file_path,
+            row.seed_value,
+            row.cfg_scale,
+            row.steps_count,
+        )
         for clip_id in clip_ids
-        if clip_id in rows
+        if (row := rows.get(clip_id)) is not None
     ]
 
 

@@ -44,7 +44,7 @@ from vidgen.db.models import (
     new_id,
 )
 from vidgen.db.session import Database, insert_new_in_bulk
-from vidgen.errors import DatabaseUnavailable
+from vidgen.errors import DatabaseUnavailable, ManifestError, Problem
 from vidgen.naming import FileType, first_free_path
 from vidgen.specs import (
     ClipSpec,
@@ -52,6 +52,8 @@ from vidgen.specs import (
     GenerateRequest,
     GenerationMode,
     Priority,
+    SheetSpec,
+    Variation,
     clip_spec_as_manifest,
 )
 
@@ -68,6 +70,7 @@ class PlannedClip:
     seed: int | None  # None: keep a matching clip's seed, else draw one
     runs_on: RunsOn
     settings_hash: Callable[[int], str]  # the clip's settingsHash with the given seed
+    variation: Variation | None = None  # one of a clip's variations (contact sheet, pick)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +155,10 @@ def _record(
     clips: list[Clip] = []
     specs: list[ClipSpec] = []
     new_jobs: list[str] = []
+    made_by: dict[str, str] = {}  # clip id → its new generate job
     for index, planned in enumerate(record.clips):
+        if planned.variation is not None and planned.variation.shares_seed:
+            planned = replace(planned, seed=specs[planned.variation.first].seed)
         clip, spec, job_id = _place(session, project.id, planned, unused, draw_seed, priority)
         clip.order_index = index
         clip.clip_name = planned.spec.clip_name[:200]
@@ -160,22 +166,31 @@ def _record(
         specs.append(spec)
         if job_id:
             new_jobs.append(job_id)
+            made_by[clip.id] = job_id
     for left_out in _active(unused):
         remove_clip(left_out)
     resolved = {**record.resolved, "clips": [clip_spec_as_manifest(s) for s in specs]}
     clip_ids = [c.id for c in clips]
+    export_ids, request = _export_inputs(record, clip_ids, specs)
     export_id = None
     # A new project needs no look at older jobs: everything in it is new (saves round trips).
-    if created or new_jobs or before != clip_ids or _export_differs(session, project.id, record):
+    if (
+        created
+        or new_jobs
+        or before != clip_ids
+        or _export_differs(session, project.id, request, export_ids)
+    ):
         reopen_project(project)
-        live = [] if created else _live_generate_jobs(session, project.id, set(clip_ids))
-        waits_for = list(dict.fromkeys(new_jobs + live))
-        pending = any(c.clip_status in PENDING_CLIPS for c in clips)
+        live = [] if created else _live_generate_jobs(session, project.id, set(export_ids))
+        made = [made_by[c] for c in export_ids if c in made_by]
+        waits_for = list(dict.fromkeys(made + live))
+        by_id = {c.id: c for c in clips}
+        pending = any(by_id[c].clip_status in PENDING_CLIPS for c in export_ids if c in by_id)
         export_id = add_export_job(
             session,
             project.id,
-            clip_ids,
-            record.export,
+            export_ids,
+            request,
             waits_for,
             priority,
             waits_for_clips=pending,
@@ -288,7 +303,63 @@ def _new_clip(spec: ClipSpec, project_id: str, settings_hash: str) -> Clip:
     )
 
 
-def _export_differs(session: Session, project_id: str, record: ManifestRecord) -> bool:
+def _export_inputs(
+    record: ManifestRecord, clip_ids: Sequence[str], specs: Sequence[ClipSpec]
+) -> tuple[list[str], ExportRequest]:
+    """The export job's input clips and request: the played clips in order (of a clip's
+    variations the picked one, else the first), then the variations only a contact sheet
+    shows; a clip with variations and no pick gets a sheet.
+
+    Raises:
+        ManifestError: ``pick`` names a seed that none of the clip's variations has.
+    """
+    planned = record.clips
+    picked = {
+        p.variation.first: _picked(p.variation, specs) for p in planned if p.variation is not None
+    }
+    played = [
+        clip_ids[i]
+        for i, p in enumerate(planned)
+        if p.variation is None or picked[p.variation.first] == p.variation.number
+    ]
+    shown: list[str] = []
+    sheets: list[SheetSpec] = []
+    for first in picked:
+        lead = planned[first].variation
+        if lead is None or lead.pick is not None:
+            continue
+        positions = []
+        for i in range(first, first + lead.count):
+            if clip_ids[i] in played:
+                positions.append(played.index(clip_ids[i]))
+            else:
+                positions.append(len(played) + len(shown))
+                shown.append(clip_ids[i])
+        sheets.append(SheetSpec(tuple(positions), lead.keys))
+    if not sheets:
+        return played, record.export
+    return played + shown, replace(record.export, joined=len(played), sheets=tuple(sheets))
+
+
+def _picked(variation: Variation, specs: Sequence[ClipSpec]) -> int:
+    """The number of the variation the export plays."""
+    pick = variation.pick
+    if pick is None:
+        return 1
+    if pick.number is not None:
+        return pick.number
+    members = range(variation.first, variation.first + variation.count)
+    for i in members:
+        if specs[i].seed == pick.seed:
+            return i - variation.first + 1
+    seeds = ", ".join(str(specs[i].seed) for i in members)
+    message = f"no variation has seed {pick.seed}; their seeds are {seeds}"
+    raise ManifestError([Problem(pick.path, pick.line, message)])
+
+
+def _export_differs(
+    session: Session, project_id: str, request: ExportRequest, clip_ids: Sequence[str]
+) -> bool:
     """A new export unless the last one made (or is making) exactly this."""
     last = session.scalars(
         select(Job)
@@ -298,7 +369,8 @@ def _export_differs(session: Session, project_id: str, record: ManifestRecord) -
     ).one_or_none()
     if last is None or last.job_status in (JobStatus.FAILED, JobStatus.CANCELLED):
         return True
-    return ExportRequest.from_json(last.job_settings) != record.export
+    same_clips = list(last.input_clip_ids) == list(clip_ids)
+    return not same_clips or ExportRequest.from_json(last.job_settings) != request
 
 
 def _live_generate_jobs(session: Session, project_id: str, clip_ids: set[str]) -> list[str]:

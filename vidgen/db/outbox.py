@@ -27,6 +27,7 @@ from vidgen.db.models import Delivery, Event, EventKind, Job, JobStatus, JobType
 from vidgen.db.session import Database
 from vidgen.db.types import utcnow
 from vidgen.errors import DatabaseUnavailable
+from vidgen.specs import JobOutputs
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ def job_ended(session: Session, job: Job, status: JobStatus) -> None:
     else:
         return
     project = session.get(Project, job.project_id)
-    files = [p for p in (job.output_path, (job.job_outputs or {}).get("recipe")) if p]
+    made = JobOutputs.from_json(job.job_outputs)
+    sheets = [f for sheet in made.sheets for f in (sheet, str(PurePath(sheet).with_suffix(".png")))]
+    files = [p for p in (job.output_path, made.recipe, *sheets) if p]
     payload = event_payload(
         project_name=project.project_name if project else None,
         display_name=project.display_name if project else None,

@@ -27,7 +27,7 @@ from vidgen.db.models import (
     Project,
 )
 from vidgen.db.session import Database
-from vidgen.specs import ExportRequest, OutputFormat, Priority
+from vidgen.specs import ExportRequest, JobOutputs, OutputFormat, Priority
 
 __all__ = [
     "ClipView",
@@ -185,6 +185,7 @@ class OutputView:
     path: str
     output_format: str
     completed_at: datetime | None
+    still: str | None = None  # a contact sheet's PNG of its middle frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,20 +446,38 @@ def _manifest_views(session: Session, project_id: str) -> list[ManifestView]:
 
 
 def _outputs(jobs: Iterable[Job]) -> list[OutputView]:
-    return [
-        OutputView(
-            job_id=job.id,
-            job_type=job.job_type,
-            file_name=job.output_file_name or PurePath(job.output_path).name,
-            path=job.output_path,
-            output_format=_output_format(job),
-            completed_at=job.completed_at,
+    """Each delivered export, followed by the contact sheets its job made."""
+    views = []
+    for job in jobs:
+        if not (
+            job.job_type == JobType.EXPORT
+            and job.job_status == JobStatus.COMPLETED
+            and job.output_path
+        ):
+            continue
+        views.append(
+            OutputView(
+                job_id=job.id,
+                job_type=job.job_type,
+                file_name=job.output_file_name or PurePath(job.output_path).name,
+                path=job.output_path,
+                output_format=_output_format(job),
+                completed_at=job.completed_at,
+            )
         )
-        for job in jobs
-        if job.job_type == JobType.EXPORT
-        and job.job_status == JobStatus.COMPLETED
-        and job.output_path
-    ]
+        views.extend(
+            OutputView(
+                job_id=job.id,
+                job_type=job.job_type,
+                file_name=PurePath(sheet).name,
+                path=sheet,
+                output_format=OutputFormat.MP4.value,
+                completed_at=job.completed_at,
+                still=str(PurePath(sheet).with_suffix(".png")),
+            )
+            for sheet in JobOutputs.from_json(job.job_outputs).sheets
+        )
+    return views
 
 
 def _output_format(job: Job) -> str:

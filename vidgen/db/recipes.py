@@ -50,19 +50,17 @@ def export_facts(database: Database, job_id: str) -> ExportFacts:
         job = session.get_one(Job, job_id)
         project = session.get_one(Project, job.project_id)
         makers = _generate_jobs(session, job.project_id)
-        clips = {
-            c.id: c for c in session.scalars(select(Clip).where(Clip.id.in_(job.input_clip_ids)))
-        }
+        request = ExportRequest.from_json(job.job_settings)
+        played = request.played(job.input_clip_ids)  # not the variations only a sheet shows
+        clips = {c.id: c for c in session.scalars(select(Clip).where(Clip.id.in_(played)))}
         return ExportFacts(
             job_id=job.id,
             project_name=project.project_name,
             display_name=project.display_name,
             description=project.description,
-            request=ExportRequest.from_json(job.job_settings),
+            request=request,
             clips=tuple(
-                _clip_facts(session, clips[i], makers.get(i))
-                for i in job.input_clip_ids
-                if i in clips
+                _clip_facts(session, clips[i], makers.get(i)) for i in played if i in clips
             ),
             export=_times(session, job),
             sources=_sources(session, job.project_id),
