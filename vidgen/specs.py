@@ -65,6 +65,7 @@ class ModelKind(StrEnum):
     CLIP_VISION = "clipVision"
     UPSCALE = "upscale"
     RIFE = "rife"
+    MOTION_LORA = "motionLora"  # no default in config.yaml: a clip names its own, or none
 
     @property
     def attribute(self) -> str:
@@ -89,6 +90,7 @@ _MODEL_WORDS = {
     ModelKind.CLIP_VISION: "CLIP vision model",
     ModelKind.UPSCALE: "upscale model",
     ModelKind.RIFE: "RIFE model",
+    ModelKind.MOTION_LORA: "motion LoRA",
 }
 # The models a clip's graph loads: imported clips need none, image-to-video two more.
 TEXT_TO_VIDEO_MODELS = (ModelKind.CHECKPOINT, ModelKind.VAE, ModelKind.MOTION_MODULE)
@@ -145,6 +147,23 @@ def parse_resolution(text: str) -> tuple[int, int]:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptKeyframe:
+    """Prompt travel: from ``frame`` on the clip shows ``prompt``, blended from the keyframe
+    before it (AnimateDiff-Evolved interpolates the encoded prompts between keyframes)."""
+
+    frame: int
+    prompt: str
+
+
+@dataclass(frozen=True, slots=True)
+class MotionLora:
+    """A motion LoRA (camera moves such as v2_lora_ZoomIn) applied to the motion module."""
+
+    name: str
+    strength: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class ClipSpec:
     """One clip as resolved at intake: full model names, a concrete seed, sizes in pixels."""
 
@@ -168,6 +187,8 @@ class ClipSpec:
     reference_image: str | None = None  # path of the stored copy (under storage) once recorded
     video: str | None = None  # imported video: path of the stored copy
     regenerate: bool = False
+    prompt_schedule: tuple[PromptKeyframe, ...] = ()  # prompt travel instead of ``prompt``
+    motion_loras: tuple[MotionLora, ...] = ()
 
     def model(self, kind: ModelKind) -> str:
         value: str = getattr(self, kind.attribute)
@@ -181,6 +202,13 @@ class ClipSpec:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["mode"] = GenerationMode(values["mode"])
+        values["prompt_schedule"] = tuple(
+            PromptKeyframe(int(k["frame"]), str(k["prompt"]))
+            for k in values.get("prompt_schedule", ())
+        )
+        values["motion_loras"] = tuple(
+            MotionLora(str(m["name"]), float(m["strength"])) for m in values.get("motion_loras", ())
+        )
         return cls(**values)
 
 
@@ -375,6 +403,12 @@ def clip_spec_as_manifest(spec: ClipSpec) -> dict[str, Any]:
         return {"name": spec.clip_name, "video": Path(spec.video or "").name}
     values = asdict(spec)
     clip = {key: values[name] for name, key in _MANIFEST_KEYS.items()}
+    if spec.prompt_schedule:
+        schedule = {k.frame: k.prompt for k in spec.prompt_schedule}
+        clip = {("prompts" if k == "prompt" else k): v for k, v in clip.items()}
+        clip["prompts"] = schedule
+    if spec.motion_loras:
+        clip["motionLora"] = [{"name": m.name, "strength": m.strength} for m in spec.motion_loras]
     if spec.mode is GenerationMode.IMAGE_TO_VIDEO:
         clip["image"] = Path(spec.reference_image or "").name
         clip.update({key: values[name] for name, key in _IMAGE_KEYS.items()})

@@ -111,6 +111,10 @@ def _clip_line(clip: ManifestClip, manifest: Manifest) -> str:
         if (spec.mode is GenerationMode.IMAGE_TO_VIDEO)
         else ""
     )
+    if spec.prompt_schedule:
+        extra += f", prompt travel over {len(spec.prompt_schedule)} keyframes"
+    for lora in spec.motion_loras:
+        extra += f", motion LoRA {lora.name} at {lora.strength:g}"
     return (
         f"{spec.mode.value}, seed {seed}, {spec.frames} frames ({seconds:.2f} s), "
         f"{spec.steps} steps, cfg {spec.cfg:g}, {spec.checkpoint}{extra}"
