@@ -17,6 +17,11 @@ from typing import Any
 
 # No side of a finished video may exceed this many pixels, after upscaling.
 MAX_OUTPUT_SIDE = 4096
+# A GIF is at most this wide (its size grows with every pixel of every frame), and plays at most
+# this fast: its frame delays are whole hundredths of a second, and 4/100 s is the shortest
+# delay every player keeps (shorter ones are slowed down by some).
+GIF_MAX_WIDTH = 512
+GIF_MAX_FPS = 25
 
 
 class GenerationMode(StrEnum):
