@@ -28,6 +28,7 @@ from vidgen.config import Settings
 from vidgen.errors import VidgenError
 from vidgen.specs import GenerationMode
 from watcher.manifest import CancelRequest, Manifest, ValidationResult, check_file
+from watcher.presets import check_presets, has_preset, inbox_for
 from watcher.resolve import ManifestClip
 from workflows import Graph, build_image_to_video, build_text_to_video, reference_upload_name
 from workflows.catalogue import ModelCatalogue
@@ -44,17 +45,32 @@ def generate_job(index: int) -> str:
 
 
 def validate_files(
-    settings: Settings, files: list[Path], *, show_workflows: bool, echo: Echo, warn: Echo
+    settings: Settings,
+    files: list[Path],
+    *,
+    show_workflows: bool,
+    echo: Echo,
+    warn: Echo,
+    inbox_name: str | None = None,
 ) -> bool:
     """True when every file is valid. Prints problems, or each file's plan (or graphs);
-    ``warn`` gets notes about the check itself (stderr, so stdout stays the result)."""
+    ``warn`` gets notes about the check itself (stderr, so stdout stays the result). Each file
+    gets the preset of the inbox named, else of the inbox it lies in.
+
+    Raises:
+        ConfigError: an inbox preset is wrong, or ``inbox_name`` names no inbox.
+    """
+    check_presets(settings)
     catalogue = ModelCatalogue(settings.comfyui)
     if catalogue.installed() is None:
         warn("note: no ComfyUI answers at " + ", ".join(settings.comfyui.urls) + ";")
         warn("      model names are checked when one does (intake accepts and the jobs wait)")
     all_ok = True
     for path in files:
-        result = check_file(path, settings, catalogue.installed)
+        inbox = inbox_for(settings, path, inbox_name)
+        if inbox is not None and has_preset(inbox):
+            warn(f"note: {path} is checked with the preset of inbox {inbox.name}")
+        result = check_file(path, settings, catalogue.installed, inbox)
         if not result.ok:
             all_ok = False
             echo(result.format(str(path)))
