@@ -408,8 +408,9 @@ def clip_spec_as_manifest(spec: ClipSpec) -> dict[str, Any]:
         return {"name": spec.clip_name, "video": Path(spec.video or "").name}
     values = asdict(spec)
     clip = {key: values[name] for name, key in _MANIFEST_KEYS.items()}
+    clip["prompt"], clip["negativePrompt"] = _braces(spec.prompt), _braces(spec.negative_prompt)
     if spec.prompt_schedule:
-        schedule = {k.frame: k.prompt for k in spec.prompt_schedule}
+        schedule = {k.frame: _braces(k.prompt) for k in spec.prompt_schedule}
         clip = {("prompts" if k == "prompt" else k): v for k, v in clip.items()}
         clip["prompts"] = schedule
     if spec.motion_loras:
@@ -418,6 +419,12 @@ def clip_spec_as_manifest(spec: ClipSpec) -> dict[str, Any]:
         clip["image"] = Path(spec.reference_image or "").name
         clip.update({key: values[name] for name, key in _IMAGE_KEYS.items()})
     return clip
+
+
+def _braces(text: str) -> str:
+    """A resolved prompt as a manifest writes it: its braces doubled, so that reading it again
+    takes none of them for a var."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def export_spec_as_manifest(spec: ExportSpec) -> dict[str, Any] | None:
