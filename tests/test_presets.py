@@ -119,6 +119,9 @@ def test_validate_names_the_preset_it_applied(tmp_path: Path, plain_settings: Se
     named = validate("--inbox", "draft", str(elsewhere))
     assert "note: preset of inbox draft: defaults steps, frames; export quality" in named.stdout
     assert "8 frames" in named.stdout
+    # One generated clip is already an h264 mp4: it is copied, so `quality: draft` changes nothing.
+    assert "note: quality draft has no effect: the clips are copied into the mp4" in named.stdout
+    assert "has no effect" not in inferred.stdout
     unknown = validate("--inbox", "nope", str(elsewhere))
     assert unknown.returncode == 2
     assert "--inbox nope: no inbox of that name" in unknown.stderr

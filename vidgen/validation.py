@@ -110,10 +110,18 @@ def _print_plan(result: ValidationResult, settings: Settings, echo: Echo) -> Non
         f"_export_NNN.{manifest.export.extension}"
     )
     try:
-        for line in describe(export_plan(manifest, settings)):
-            echo(f"  {line}")
+        plan = export_plan(manifest, settings)
     except VidgenError as exc:
         echo(f"  plan: {exc.user_message}")
+        return
+    for line in describe(plan):
+        echo(f"  {line}")
+    last = plan.steps[-1]
+    if isinstance(last, FFmpegStep) and last.stream_copy and not manifest.export.deliver_as_is:
+        echo(
+            f"  note: quality {plan.quality.value} has no effect: the clips are copied into the "
+            f"{plan.format.value} as they are, not encoded again"
+        )
 
 
 def _clip_line(clip: ManifestClip, manifest: Manifest) -> str:

@@ -52,7 +52,8 @@ _AFTER = """\
   replaces the preset's whole). `vidgen validate` names the preset in a note; it takes the preset
   of the inbox the file lies in, or of `--inbox NAME`.
 - Notes (not problems) say what a setting changes or ignores: a GIF above 25 fps plays at 25, an
-  upscale on a GIF of clips 512 px wide or more, a transition's direction on anything but wipe.
+  upscale on a GIF of clips 512 px wide or more, a transition's direction on anything but wipe,
+  a `quality` when the clips are copied into the output as they are.
 - A manifest whose files are not there yet waits for them up to `intake.missingFilesGraceSeconds`.
 - Dropping a manifest for an existing project updates it like a build system: unchanged clips keep
   their video (a clip with `seed` omitted or `random` keeps the seed drawn for it the first time),
