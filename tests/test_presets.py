@@ -80,6 +80,19 @@ def test_a_preset_goes_under_what_the_manifest_sets(plain_settings: Settings) ->
     assert not any("preset" in n for n in plain.notes)
 
 
+def test_a_problem_a_preset_causes_names_the_preset(tmp_path: Path) -> None:
+    rows = [{"path": str(tmp_path), "export": {"interpolate": {"fps": 6}, "format": "gif"}}]
+    settings = load_settings(None, {}, overrides={"inboxes": rows})
+    check_presets(settings)  # a valid export section; only the clips' 8 fps make it wrong
+    path = tmp_path / "slow.yaml"
+    path.write_text("prompt: a fox\nexport: {format: webm}\n", encoding="utf-8")
+    result = check_file(path, settings, None, inbox_for(settings, path))
+    assert result.format().splitlines() == [
+        "slow.yaml:2: export.interpolate.fps: must be above the clips' frame rate (8 fps), got 6 "
+        f"(set by the preset of inbox {tmp_path.name} in config.yaml)"
+    ]
+
+
 def test_a_preset_no_manifest_could_hold_is_refused(tmp_path: Path) -> None:
     rows = [
         {"path": str(tmp_path), "defaults": {"steps": 500, "stepz": 1}, "export": {"format": "avi"}}

@@ -17,7 +17,7 @@ from vidgen.config import InboxSettings, Settings
 from vidgen.errors import ManifestError, Problem
 from vidgen.specs import ExportSpec, InstalledModels
 from watcher.export import resolve_export
-from watcher.presets import apply_preset
+from watcher.presets import Applied, apply_preset
 from watcher.references import Reference, ReferenceReader
 from watcher.resolve import (
     Context,
@@ -154,13 +154,13 @@ def validate_bytes(
         return ValidationResult(
             path, CancelRequest(file_name, str(document.data["cancel"]).strip(), line)
         )
-    note = None
+    preset = Applied()
     if inbox is not None:
-        document, note = apply_preset(document, inbox)
+        document, preset = apply_preset(document, inbox)
     models = catalogue() if catalogue is not None else None
-    ctx = Context(document=document, settings=settings, reader=reader, models=models)
-    if note is not None:
-        ctx.notes.append(note)
+    ctx = Context(document, settings, reader, models, preset_source=preset.source_of)
+    if preset.note is not None:
+        ctx.notes.append(preset.note)
     manifest = _resolve(ctx, file_name)
     return ValidationResult(
         path,

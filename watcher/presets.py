@@ -7,13 +7,14 @@ manifest schema's own definitions.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vidgen.config import InboxSettings, Settings
 from vidgen.errors import ConfigError
 from watcher.schema_messages import schema_problems
-from watcher.yaml_lines import YamlDocument
+from watcher.yaml_lines import PathKey, YamlDocument
 
 _SECTIONS = ("defaults", "export")
 
@@ -56,11 +57,25 @@ def inbox_for(settings: Settings, manifest: Path, name: str | None = None) -> In
     return next((i for i in settings.inboxes if i.path.resolve() == folder), None)
 
 
-def apply_preset(document: YamlDocument, inbox: InboxSettings) -> tuple[YamlDocument, str | None]:
-    """The manifest with the inbox's preset under its own settings, and a note of what the
-    preset gave (None when it gave nothing). Lines stay the manifest's."""
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a preset gave a manifest: the paths of its settings, and a note saying so."""
+
+    paths: frozenset[PathKey] = frozenset()
+    source: str = ""  # "preset of inbox gif"
+    note: str | None = None
+
+    def source_of(self, path: PathKey) -> str | None:
+        """Where a problem at ``path`` must be fixed, when that is not the manifest."""
+        return self.source if any(path[: len(p)] == p for p in self.paths) else None
+
+
+def apply_preset(document: YamlDocument, inbox: InboxSettings) -> tuple[YamlDocument, Applied]:
+    """The manifest with the inbox's preset under its own settings, and what the preset gave.
+    Lines stay the manifest's."""
     data: dict[str, Any] = dict(document.data)
     given: list[str] = []
+    paths: set[PathKey] = set()
     for key in _SECTIONS:
         preset: Mapping[str, Any] = getattr(inbox, key) or {}
         own: Mapping[str, Any] = data.get(key) or {}
@@ -68,7 +83,9 @@ def apply_preset(document: YamlDocument, inbox: InboxSettings) -> tuple[YamlDocu
         if taken:
             data[key] = {**preset, **own}
             given.append(f"{key} " + ", ".join(taken))
+            paths.update((key, name) for name in taken)
     if not given:
-        return document, None
-    note = f"preset of inbox {inbox.name}: " + "; ".join(given)
-    return YamlDocument(data, document.key_lines, document.value_lines), note
+        return document, Applied()
+    source = f"preset of inbox {inbox.name}"
+    merged = YamlDocument(data, document.key_lines, document.value_lines)
+    return merged, Applied(frozenset(paths), source, f"{source}: " + "; ".join(given))

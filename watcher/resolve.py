@@ -7,7 +7,7 @@ Defaults come from the clip itself, then the manifest's ``defaults``, then confi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -64,6 +64,8 @@ class Context:
     settings: Settings
     reader: ReferenceReader
     models: InstalledModels | None  # None: no ComfyUI reachable, names unchecked
+    # Where a setting the inbox's preset gave comes from ("preset of inbox gif"), else None.
+    preset_source: Callable[[PathKey], str | None] = lambda _path: None
     problems: list[Problem] = field(default_factory=list)
     missing: list[Problem] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
@@ -86,6 +88,8 @@ class Context:
 
     def problem(self, path: PathKey, message: str, *, key: bool = False) -> None:
         line = self.document.line_of(path, key=key) if path else 1
+        if source := self.preset_source(path):
+            message += f" (set by the {source} in config.yaml)"
         found = Problem(format_path(path), line, message)
         if found not in self.problems:
             self.problems.append(found)
