@@ -9,25 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vidgen.specs import OutputFormat, Quality
+from vidgen.specs import GIF_MAX_FPS, GIF_MAX_WIDTH, OutputFormat, Quality
 
 __all__ = [
-    "GIF_FPS",
-    "GIF_MAX_WIDTH",
     "INTERMEDIATE_ARGS",
     "EncodePreset",
     "copy_args",
     "encode_cost_sec",
     "encoded_bytes",
+    "gif_fps",
     "gif_graph",
     "gif_size",
     "output_args",
     "preset",
     "stream_copy_allowed",
 ]
-
-GIF_FPS = 12
-GIF_MAX_WIDTH = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,15 +126,22 @@ def gif_size(width: int, height: int) -> tuple[int, int]:
     return out_width, out_height
 
 
-def gif_graph(source: str, target: str, width: int, height: int, quality: Quality) -> str:
-    """Filters from ``[source]`` to ``[target]``: 12 fps, resized, one palette for the whole clip.
+def gif_fps(fps: float) -> float:
+    """The rate a GIF of ``fps`` frames a second is written at: the same, up to 25."""
+    return min(fps, GIF_MAX_FPS)
+
+
+def gif_graph(source: str, target: str, size: tuple[int, int], fps: float, quality: Quality) -> str:
+    """Filters from ``[source]`` to ``[target]``: at most 25 fps, resized, one palette for the
+    whole clip.
 
     A palette made from the clip itself (palettegen, then paletteuse) keeps colours that GIF's
     default 256-colour web palette would band badly.
     """
     chosen = _PRESETS[OutputFormat.GIF][quality]
     return (
-        f"[{source}]fps={GIF_FPS},scale={width}:{height}:flags=lanczos,split[gif_a][gif_b];"
+        f"[{source}]fps={gif_fps(fps):g},scale={size[0]}:{size[1]}:flags=lanczos,"
+        "split[gif_a][gif_b];"
         f"[gif_a]palettegen=max_colors={chosen.crf}:stats_mode=full[gif_palette];"
         f"[gif_b][gif_palette]paletteuse=dither={chosen.speed}[{target}]"
     )

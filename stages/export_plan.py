@@ -366,9 +366,9 @@ def _graph(
     fmt, quality = target
     if fmt is OutputFormat.GIF:
         width, height = encode.gif_size(shape.width, shape.height)
-        parts.append(encode.gif_graph(label, "gif", width, height, quality))
+        parts.append(encode.gif_graph(label, "gif", (width, height), shape.fps, quality))
         label = "gif"
-        shape = VideoShape(width, height, encode.GIF_FPS, shape.duration_sec)
+        shape = VideoShape(width, height, encode.gif_fps(shape.fps), shape.duration_sec)
     return ";".join(parts), label, shape
 
 

@@ -363,12 +363,28 @@ def test_webm_is_vp9(small_clips: list[Path], tmp_path: Path) -> None:
     _check(plan.output, "vp9", "256x256", "8/1", 40, 5.0)
 
 
-def test_gif_is_at_most_512_wide_at_12_fps(small_clips: list[Path], tmp_path: Path) -> None:
+def test_gif_is_at_most_512_wide_at_the_clips_rate(small_clips: list[Path], tmp_path: Path) -> None:
     # 256x256 upscaled 4x is 1024 wide: the GIF must come down to 512, in the same run.
     spec = ExportSpec(transition=FADE, upscale=UpscaleSpec(4), format=OutputFormat.GIF)
     plan = _export(spec, small_clips, tmp_path)
     assert len(plan.steps) == 1
-    _check(plan.output, "gif", "512x512", "12/1", 60, 5.0)
+    _check(plan.output, "gif", "512x512", "8/1", 40, 5.0)
+
+
+@pytest.mark.parametrize(("fps", "played", "frames"), [(24, 24.0, 120), (30, 25.0, 125)])
+def test_a_gif_keeps_an_interpolated_rate_up_to_25_fps(
+    small_clips: list[Path], tmp_path: Path, fps: int, played: float, frames: int
+) -> None:
+    interpolate = InterpolateSpec(fps=fps, engine=Engine.FFMPEG)
+    spec = ExportSpec(transition=FADE, interpolate=interpolate, format=OutputFormat.GIF)
+    plan = _export(spec, small_clips, tmp_path)
+    assert plan.shape.fps == played
+    stream = _stream(plan.output)
+    numerator, denominator = stream["avg_frame_rate"].split("/")
+    # Delays are whole hundredths: 24 fps alternates 4/100 and 5/100 s, 25 fps is 4/100 s each.
+    assert int(numerator) / int(denominator) == pytest.approx(played, abs=0.05)
+    assert int(stream["nb_read_packets"]) == frames
+    assert float(stream["duration"]) == pytest.approx(5.0, abs=0.05)
 
 
 @pytest.mark.parametrize(("scale", "size"), [(2, "1024x1024"), (4, "2048x2048")])

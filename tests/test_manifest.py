@@ -655,3 +655,48 @@ def test_arbitrary_bytes_never_crash_validation(
 ) -> None:
     result = check(inbox, plain_settings, raw)
     assert (result.manifest is None) == bool(result.problems)
+
+
+@pytest.mark.parametrize(
+    ("export", "notes"),
+    [
+        (
+            "{format: gif, interpolate: {fps: 24, engine: ffmpeg}}",
+            [
+                "gif at 24 fps: its frames last 4 or 5/100 s in turn, 24 fps on average "
+                "(GIF timing is in 1/100 s)"
+            ],
+        ),
+        (
+            "{format: gif, interpolate: {fps: 30, engine: ffmpeg}, upscale: {engine: ffmpeg}}",
+            [
+                "gif at 30 fps plays at 25 fps, frames dropped (GIF timing is in 1/100 s, and "
+                "some players slow down delays under 4/100 s)",
+                "upscale has no effect on a gif: it is at most 512 px wide, and the clips are "
+                "512 px wide already",
+            ],
+        ),
+        (
+            "{format: gif, transition: {duration: 1, direction: up}}",
+            [
+                "transition duration and direction have no effect without a type",
+                "gif is at most 512 px wide: the 768 px wide frames are scaled down",
+            ],
+        ),
+        (
+            "{transition: {type: fade, direction: up}}",
+            [
+                "transition direction has no effect on fade (wipe only)",
+                "a transition has no effect on a single clip",
+            ],
+        ),
+        ("{format: gif, quality: high}", []),  # the clips' 8 fps, as generated
+    ],
+)
+def test_validate_says_what_an_export_setting_changes_or_ignores(
+    inbox: Path, plain_settings: Settings, export: str, notes: list[str]
+) -> None:
+    size = "768x512" if "direction: up}}" in export and "gif" in export else "512x512"
+    text = f"prompt: a fox\nresolution: {size}\nexport: {export}\n"
+    manifest = accepted(check(inbox, plain_settings, text))
+    assert [n for n in manifest.notes if "engine" not in n] == notes

@@ -120,8 +120,9 @@ clips:
   - prompt: {json.dumps(TRICKY, ensure_ascii=False)}
     frames: 8
     steps: 2
-  - prompt: a face
+  - prompts: {{0: "a face {{{{calm}}}}", 4: a face smiling}}
     image: refs/face.png
+    motionLora: {{name: v2_lora_ZoomIn, strength: 0.7}}
     frames: 8
     steps: 2
     ipAdapterWeight: 0.6
@@ -152,6 +153,9 @@ def test_the_printed_manifest_makes_the_same_graphs_in_a_fresh_install(
     manifest = yaml.safe_load(printed.stdout)
     assert manifest["clips"][0]["prompt"] == TRICKY
     assert manifest["clips"][1]["image"] == "refs/face.png"
+    # The recipe is JSON: frame numbers come back as text, which a manifest may write too.
+    assert manifest["clips"][1]["prompts"] == {"0": "a face {{calm}}", "4": "a face smiling"}
+    assert manifest["clips"][1]["motionLora"] == [{"name": "v2_lora_ZoomIn.ckpt", "strength": 0.7}]
     assert all(isinstance(clip["seed"], int) for clip in manifest["clips"])  # drawn, now fixed
 
     fresh_root = tmp_path / "fresh"

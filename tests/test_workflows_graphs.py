@@ -4,7 +4,7 @@ The schema check here is written independently of ``workflows.graph.check_graph`
 ComfyUI double's validator): it follows ComfyUI's own rules as docs/comfyui.md#submitting-a-prompt
 describes them, including the file choices, which the bundled object_info fills with the capture
 machine's placeholder files and uploads (``ref.png``, ``clip.mp4``), so the graphs below use those
-names.
+names. Prompt travel and motion LoRAs are combined with both modes in tests/test_prompt_travel.py.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ from workflows import (
 OBJECT_INFO: dict[str, Any] = json.loads(
     (Path(__file__).parent.parent / "workflows" / "data" / "object_info.json").read_text("utf-8")
 )
+# The capture machine had no motion LoRA; the graphs below name the one the double offers.
+OBJECT_INFO["ADE_AnimateDiffLoRALoader"]["input"]["required"]["name"][0] = ["v2_lora_ZoomIn.ckpt"]
 JOB_ID = "3f0c2a9e-5b1d-4c1e-9a57-0d2f6c1b7e42"
 FRAMES = [8, 16, 17, 32, 128]
 SIZES = [(512, 512), (768, 512), (512, 768), (256, 256)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -89,8 +90,17 @@ def status(context: click.Context) -> None:
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option("--workflows", "show_workflows", is_flag=True, help="print the ComfyUI graphs")
+@click.option(
+    "--inbox",
+    "inbox_name",
+    metavar="NAME",
+    help="check as dropped into this inbox (its folder's name), with its preset; "
+    "default: the inbox the file is in",
+)
 @click.pass_context
-def validate(context: click.Context, files: tuple[Path, ...], show_workflows: bool) -> None:
+def validate(
+    context: click.Context, files: tuple[Path, ...], show_workflows: bool, inbox_name: str | None
+) -> None:
     """Check manifests exactly as intake would; print the problems, or the plan."""
     from vidgen.validation import validate_files
 
@@ -102,6 +112,7 @@ def validate(context: click.Context, files: tuple[Path, ...], show_workflows: bo
         show_workflows=show_workflows,
         echo=click.echo,
         warn=lambda line: click.echo(line, err=True),
+        inbox_name=inbox_name,
     )
     sys.exit(0 if ok else 1)
 
@@ -215,6 +226,8 @@ def _jsonable(value: object) -> object:
         return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, str) and "://" in value:

@@ -59,6 +59,18 @@ class InboxSettings:
         2.0, "a file arriving by rename or over a share must keep size+mtime this long", minimum=0
     )
     outbox: Path | None = setting(None, "this inbox's own outbox; null = the global one")
+    # A preset: what every manifest dropped here gets under its own settings.
+    defaults: Mapping[str, Any] | None = setting(
+        None, "clip settings, as a manifest's `defaults`, under the manifest's own"
+    )
+    export: Mapping[str, Any] | None = setting(
+        None, "an export section, as a manifest's `export`, under the manifest's own"
+    )
+
+    @property
+    def name(self) -> str:
+        """How `vidgen validate --inbox` and messages name this inbox: its folder's name."""
+        return self.path.name
 
 
 @dataclass(frozen=True, slots=True)

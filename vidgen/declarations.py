@@ -23,6 +23,7 @@ from vidgen.errors import ConfigError
 
 _T = TypeVar("_T")
 _KEY = "vidgen.setting"
+_MAPPINGS = (dict, Mapping)
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", Path: "string"}
 
 
@@ -108,6 +109,9 @@ def _schema(hint: Any, declaration: Declaration) -> dict[str, Any]:
         schema = schema_of(cls)
     elif origin is Literal:
         schema = {"enum": list(typing.get_args(inner))}
+    elif origin in _MAPPINGS:
+        # free-form here; the part that reads it checks it against its own schema
+        schema = {"type": "object"}
     elif origin is tuple:
         item = typing.get_args(inner)[0]
         schema = {
@@ -131,6 +135,8 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
     return value
 
 
@@ -149,6 +155,8 @@ def _typed(value: Any, hint: Any, resolve: Callable[[str], Path]) -> Any:
     if typing.get_origin(inner) is tuple:
         item = typing.get_args(inner)[0]
         return tuple(_typed(v, item, resolve) for v in value)
+    if typing.get_origin(inner) in _MAPPINGS:
+        return types.MappingProxyType(dict(value))  # read-only, as the rest of Settings
     if inner is Path:
         return resolve(value)
     if inner is float:

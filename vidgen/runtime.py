@@ -86,12 +86,17 @@ def start(settings: Settings, parts: set[Part]) -> Services:
     """Start the parts; a setting that forbids one stops start-up before anything runs.
 
     Raises:
-        ConfigError: e.g. the status page bound beyond loopback without a token.
+        ConfigError: e.g. the status page bound beyond loopback without a token, or an inbox
+            preset no manifest could hold.
     """
     if Part.STATUS in parts:
         from status.security import check_binding
 
         check_binding(settings)
+    if Part.WATCH in parts:
+        from watcher.presets import check_presets
+
+        check_presets(settings)
     # Inboxes are not made: a missing one may be a share not mounted yet, and a folder made at
     # its mount point would catch files meant for the share. The watcher reports it missing.
     for folder in (settings.storage, settings.outbox):

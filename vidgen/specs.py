@@ -19,6 +19,11 @@ _T = TypeVar("_T")
 
 # No side of a finished video may exceed this many pixels, after upscaling.
 MAX_OUTPUT_SIDE = 4096
+# A GIF is at most this wide (its size grows with every pixel of every frame), and plays at most
+# this fast: its frame delays are whole hundredths of a second, and 4/100 s is the shortest
+# delay every player keeps (shorter ones are slowed down by some).
+GIF_MAX_WIDTH = 512
+GIF_MAX_FPS = 25
 
 
 class GenerationMode(StrEnum):
@@ -83,6 +88,7 @@ class ModelKind(StrEnum):
     CLIP_VISION = "clipVision"
     UPSCALE = "upscale"
     RIFE = "rife"
+    MOTION_LORA = "motionLora"  # no default in config.yaml: a clip names its own, or none
 
     @property
     def attribute(self) -> str:
@@ -107,6 +113,7 @@ _MODEL_WORDS = {
     ModelKind.CLIP_VISION: "CLIP vision model",
     ModelKind.UPSCALE: "upscale model",
     ModelKind.RIFE: "RIFE model",
+    ModelKind.MOTION_LORA: "motion LoRA",
 }
 # The models a clip's graph loads: imported clips need none, image-to-video two more.
 TEXT_TO_VIDEO_MODELS = (ModelKind.CHECKPOINT, ModelKind.VAE, ModelKind.MOTION_MODULE)
@@ -163,6 +170,23 @@ def parse_resolution(text: str) -> tuple[int, int]:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptKeyframe:
+    """Prompt travel: from ``frame`` on the clip shows ``prompt``, blended from the keyframe
+    before it (AnimateDiff-Evolved interpolates the encoded prompts between keyframes)."""
+
+    frame: int
+    prompt: str
+
+
+@dataclass(frozen=True, slots=True)
+class MotionLora:
+    """A motion LoRA (camera moves such as v2_lora_ZoomIn) applied to the motion module."""
+
+    name: str
+    strength: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class ClipSpec:
     """One clip as resolved at intake: full model names, a concrete seed, sizes in pixels."""
 
@@ -186,6 +210,8 @@ class ClipSpec:
     reference_image: str | None = None  # path of the stored copy (under storage) once recorded
     video: str | None = None  # imported video: path of the stored copy
     regenerate: bool = False
+    prompt_schedule: tuple[PromptKeyframe, ...] = ()  # prompt travel instead of ``prompt``
+    motion_loras: tuple[MotionLora, ...] = ()
 
     def model(self, kind: ModelKind) -> str:
         value: str = getattr(self, kind.attribute)
@@ -199,6 +225,13 @@ class ClipSpec:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["mode"] = GenerationMode(values["mode"])
+        values["prompt_schedule"] = tuple(
+            PromptKeyframe(int(k["frame"]), str(k["prompt"]))
+            for k in values.get("prompt_schedule", ())
+        )
+        values["motion_loras"] = tuple(
+            MotionLora(str(m["name"]), float(m["strength"])) for m in values.get("motion_loras", ())
+        )
         return cls(**values)
 
 
@@ -474,10 +507,23 @@ def clip_spec_as_manifest(spec: ClipSpec) -> dict[str, Any]:
         return {"name": spec.clip_name, "video": Path(spec.video or "").name}
     values = asdict(spec)
     clip = {key: values[name] for name, key in _MANIFEST_KEYS.items()}
+    clip["prompt"], clip["negativePrompt"] = _braces(spec.prompt), _braces(spec.negative_prompt)
+    if spec.prompt_schedule:
+        schedule = {k.frame: _braces(k.prompt) for k in spec.prompt_schedule}
+        clip = {("prompts" if k == "prompt" else k): v for k, v in clip.items()}
+        clip["prompts"] = schedule
+    if spec.motion_loras:
+        clip["motionLora"] = [{"name": m.name, "strength": m.strength} for m in spec.motion_loras]
     if spec.mode is GenerationMode.IMAGE_TO_VIDEO:
         clip["image"] = Path(spec.reference_image or "").name
         clip.update({key: values[name] for name, key in _IMAGE_KEYS.items()})
     return clip
+
+
+def _braces(text: str) -> str:
+    """A resolved prompt as a manifest writes it: its braces doubled, so that reading it again
+    takes none of them for a var."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def export_spec_as_manifest(spec: ExportSpec) -> dict[str, Any] | None:

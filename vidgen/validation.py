@@ -35,6 +35,7 @@ from watcher.manifest import (
     ValidationResult,
     check_file,
 )
+from watcher.presets import check_presets, has_preset, inbox_for
 from watcher.resolve import ManifestClip
 from workflows import Graph, build_image_to_video, build_text_to_video, reference_upload_name
 from workflows.catalogue import ModelCatalogue
@@ -51,17 +52,32 @@ def generate_job(index: int) -> str:
 
 
 def validate_files(
-    settings: Settings, files: list[Path], *, show_workflows: bool, echo: Echo, warn: Echo
+    settings: Settings,
+    files: list[Path],
+    *,
+    show_workflows: bool,
+    echo: Echo,
+    warn: Echo,
+    inbox_name: str | None = None,
 ) -> bool:
     """True when every file is valid. Prints problems, or each file's plan (or graphs);
-    ``warn`` gets notes about the check itself (stderr, so stdout stays the result)."""
+    ``warn`` gets notes about the check itself (stderr, so stdout stays the result). Each file
+    gets the preset of the inbox named, else of the inbox it lies in.
+
+    Raises:
+        ConfigError: an inbox preset is wrong, or ``inbox_name`` names no inbox.
+    """
+    check_presets(settings)
     catalogue = ModelCatalogue(settings.comfyui)
     if catalogue.installed() is None:
         warn("note: no ComfyUI answers at " + ", ".join(settings.comfyui.urls) + ";")
         warn("      model names are checked when one does (intake accepts and the jobs wait)")
     all_ok = True
     for path in files:
-        result = check_file(path, settings, catalogue.installed)
+        inbox = inbox_for(settings, path, inbox_name)
+        if inbox is not None and has_preset(inbox):
+            warn(f"note: {path} is checked with the preset of inbox {inbox.name}")
+        result = check_file(path, settings, catalogue.installed, inbox)
         if not result.ok:
             all_ok = False
             echo(result.format(str(path)))
@@ -118,10 +134,18 @@ def _print_plan(result: ValidationResult, settings: Settings, echo: Echo) -> Non
                 f"labelled by {' and '.join(variation.keys)}; the export plays the first"
             )
     try:
-        for line in describe(export_plan(manifest, settings)):
-            echo(f"  {line}")
+        plan = export_plan(manifest, settings)
     except VidgenError as exc:
         echo(f"  plan: {exc.user_message}")
+        return
+    for line in describe(plan):
+        echo(f"  {line}")
+    last = plan.steps[-1]
+    if isinstance(last, FFmpegStep) and last.stream_copy and not manifest.export.deliver_as_is:
+        echo(
+            f"  note: quality {plan.quality.value} has no effect: the clips are copied into the "
+            f"{plan.format.value} as they are, not encoded again"
+        )
 
 
 def _clip_line(clip: ManifestClip, manifest: Manifest) -> str:
@@ -135,6 +159,10 @@ def _clip_line(clip: ManifestClip, manifest: Manifest) -> str:
         if (spec.mode is GenerationMode.IMAGE_TO_VIDEO)
         else ""
     )
+    if spec.prompt_schedule:
+        extra += f", prompt travel over {len(spec.prompt_schedule)} keyframes"
+    for lora in spec.motion_loras:
+        extra += f", motion LoRA {lora.name} at {lora.strength:g}"
     return (
         f"{spec.mode.value}, seed {seed}, {spec.frames} frames ({seconds:.2f} s), "
         f"{spec.steps} steps, cfg {spec.cfg:g}, {spec.checkpoint}{extra}"

@@ -42,8 +42,18 @@ _AFTER = """\
 - Beyond the types above: `resolution` sides must be multiples of 8; a prompt cannot be blank; a
   transition must be shorter than the shortest clip (a generated clip lasts frames / 8 s, an
   imported one as long as ffprobe says); files named must exist inside the inbox folder, images
-  must be images and videos videos; no side may exceed 4096 px after upscaling; model names must
-  be installed in ComfyUI when one is reachable (the extension may be left out).
+  must be images and videos videos; no side may exceed 4096 px after upscaling; model names
+  (motion LoRAs too) must be installed in ComfyUI when one is reachable (the extension may be
+  left out); a clip gives `prompt` or `prompts`, its own or from `defaults`; prompt-travel
+  frames are whole numbers from 0, rising, below the clip's `frames`; every `{name}` in a prompt
+  is defined under `vars` (`{{` and `}}` are literal braces, and a recipe writes them so).
+- An inbox may carry a preset in config.yaml (`defaults` and `export` under `inboxes:`): what a
+  manifest dropped there leaves out is taken from it, key by key (a manifest's `export.interpolate`
+  replaces the preset's whole). `vidgen validate` names the preset in a note; it takes the preset
+  of the inbox the file lies in, or of `--inbox NAME`.
+- Notes (not problems) say what a setting changes or ignores: a GIF above 25 fps plays at 25, an
+  upscale on a GIF of clips 512 px wide or more, a transition's direction on anything but wipe,
+  a `quality` when the clips are copied into the output as they are.
 - A manifest whose files are not there yet waits for them up to `intake.missingFilesGraceSeconds`.
 - Dropping a manifest for an existing project updates it like a build system: unchanged clips keep
   their video (a clip with `seed` omitted or `random` keeps the seed drawn for it the first time),

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vidgen.specs import (
+    GIF_MAX_FPS,
+    GIF_MAX_WIDTH,
     MAX_OUTPUT_SIDE,
     Engine,
     ExportSpec,
@@ -37,13 +39,44 @@ def resolve_export(
     interpolate = None
     if "interpolate" in section:
         interpolate = _interpolate(ctx, section["interpolate"], frame_rate)
-    return ExportSpec(
+    export = ExportSpec(
         transition=transition,
         upscale=upscale,
         interpolate=interpolate,
         format=OutputFormat(section.get("format", OutputFormat.MP4.value)),
         quality=Quality(section.get("quality", Quality.STANDARD.value)),
     )
+    if export.format is OutputFormat.GIF:
+        _gif_notes(ctx, export, size, frame_rate)
+    return export
+
+
+def _gif_notes(ctx: Context, export: ExportSpec, size: tuple[int, int], frame_rate: int) -> None:
+    """What a GIF changes of what was asked, said by ``vidgen validate`` and kept as notes."""
+    fps = export.interpolate.fps if export.interpolate is not None else frame_rate
+    if fps > GIF_MAX_FPS:
+        ctx.notes.append(
+            f"gif at {fps} fps plays at {GIF_MAX_FPS} fps, frames dropped (GIF timing is in "
+            f"1/100 s, and some players slow down delays under 4/100 s)"
+        )
+    elif export.interpolate is not None and 100 % fps:
+        ctx.notes.append(
+            f"gif at {fps} fps: its frames last {100 // fps} or {100 // fps + 1}/100 s in turn, "
+            f"{fps} fps on average (GIF timing is in 1/100 s)"
+        )
+    scale = export.upscale.scale if export.upscale is not None else 1
+    if size[0] * scale <= GIF_MAX_WIDTH:
+        return
+    if export.upscale is not None and size[0] >= GIF_MAX_WIDTH:
+        ctx.notes.append(
+            f"upscale has no effect on a gif: it is at most {GIF_MAX_WIDTH} px wide, and the "
+            f"clips are {size[0]} px wide already"
+        )
+    else:
+        ctx.notes.append(
+            f"gif is at most {GIF_MAX_WIDTH} px wide: the {size[0] * scale} px wide frames "
+            "are scaled down"
+        )
 
 
 def _transition(
@@ -52,7 +85,14 @@ def _transition(
     kind = TransitionType(section.get("type", TransitionType.NONE.value))
     duration = float(section.get("duration", DEFAULT_TRANSITION_SEC))
     if kind is TransitionType.NONE:
+        if unused := [k for k in ("duration", "direction") if k in section]:
+            verb = "has" if len(unused) == 1 else "have"
+            ctx.notes.append(f"transition {' and '.join(unused)} {verb} no effect without a type")
         return TransitionSpec()
+    if "direction" in section and kind is not TransitionType.WIPE:
+        ctx.notes.append(f"transition direction has no effect on {kind.value} (wipe only)")
+    if len(clips) == 1:
+        ctx.notes.append("a transition has no effect on a single clip")
     known = [(c.duration_sec, c.spec.clip_name) for c in clips if c.duration_sec is not None]
     if len(clips) > 1 and known:
         shortest, name = min(known)

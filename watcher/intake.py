@@ -250,6 +250,7 @@ class Intake:
                 file_name=shown_name(original),
                 path=path,
                 reader=reader,
+                inbox=inbox,
             )
         except OSError:
             raise

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidgen.config import Settings
+from vidgen.config import InboxSettings, Settings
 from vidgen.errors import ManifestError, Problem
 from vidgen.specs import ExportSpec, InstalledModels, Priority
 from watcher.export import resolve_export
+from watcher.presets import Applied, apply_preset
 from watcher.references import Reference, ReferenceReader
 from watcher.resolve import (
     Context,
@@ -106,12 +107,18 @@ class ValidationResult:
         return ManifestError(list(self.problems)).format(file_name or self.path.name)
 
 
-def check_file(path: Path, settings: Settings, catalogue: Catalogue | None) -> ValidationResult:
+def check_file(
+    path: Path,
+    settings: Settings,
+    catalogue: Catalogue | None,
+    inbox: InboxSettings | None = None,
+) -> ValidationResult:
     """``vidgen validate``: a file outside an inbox takes its own folder as its inbox. The files
-    it names are copied into a temporary folder and inspected there, as intake does."""
+    it names are copied into a temporary folder and inspected there, as intake does; ``inbox``
+    gives its preset."""
     with tempfile.TemporaryDirectory(prefix="vidgen-validate-") as staging:
         reader = ReferenceReader(path.parent, settings.limits, Path(staging))
-        return read_manifest(path, settings, catalogue, reader=reader)
+        return read_manifest(path, settings, catalogue, reader=reader, inbox=inbox)
 
 
 def read_manifest(
@@ -121,6 +128,7 @@ def read_manifest(
     *,
     reader: ReferenceReader,
     file_name: str | None = None,
+    inbox: InboxSettings | None = None,
 ) -> ValidationResult:
     """Read and check ``path`` as dropped under ``file_name`` into the inbox ``reader`` reads.
 
@@ -130,7 +138,13 @@ def read_manifest(
     with path.open("rb") as handle:
         raw = handle.read(MAX_BYTES + 1)
     return validate_bytes(
-        raw, settings, catalogue, file_name=file_name or path.name, path=path, reader=reader
+        raw,
+        settings,
+        catalogue,
+        file_name=file_name or path.name,
+        path=path,
+        reader=reader,
+        inbox=inbox,
     )
 
 
@@ -142,9 +156,10 @@ def validate_bytes(
     file_name: str,
     path: Path,
     reader: ReferenceReader,
+    inbox: InboxSettings | None = None,
 ) -> ValidationResult:
-    """The whole check of a manifest's bytes, its files read by ``reader``; ``path`` is only
-    reported back."""
+    """The whole check of a manifest's bytes, its files read by ``reader``, under the preset of
+    ``inbox``; ``path`` is only reported back."""
     try:
         document = parse_yaml(raw)
     except ManifestError as exc:
@@ -161,8 +176,13 @@ def validate_bytes(
         )
     if "priority" in document.data and set(document.data) <= {"project", "priority"}:
         return ValidationResult(path, _priority_request(document, file_name))
+    preset = Applied()
+    if inbox is not None:
+        document, preset = apply_preset(document, inbox)
     models = catalogue() if catalogue is not None else None
-    ctx = Context(document=document, settings=settings, reader=reader, models=models)
+    ctx = Context(document, settings, reader, models, preset_source=preset.source_of)
+    if preset.note is not None:
+        ctx.notes.append(preset.note)
     manifest = _resolve(ctx, file_name)
     return ValidationResult(
         path,

@@ -51,6 +51,11 @@ def settings_hash(
             "vae": spec.vae,
             "motionModule": spec.motion_module,
         }
+        # Only when set, so the clips of manifests from before these settings keep their hash.
+        if spec.prompt_schedule:
+            fields["prompts"] = [[k.frame, k.prompt] for k in spec.prompt_schedule]
+        if spec.motion_loras:
+            fields["motionLora"] = [[m.name, m.strength] for m in spec.motion_loras]
         if spec.mode is GenerationMode.IMAGE_TO_VIDEO:
             fields |= {
                 "ipAdapter": spec.ip_adapter,

@@ -7,7 +7,7 @@ Defaults come from the clip itself, then the manifest's ``defaults``, then confi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -22,12 +22,15 @@ from vidgen.specs import (
     GenerationMode,
     InstalledModels,
     ModelKind,
+    MotionLora,
+    PromptKeyframe,
     Variation,
     models_for,
     parse_resolution,
     resolve_model_name,
 )
 from watcher.references import Kind, Reference, ReferenceReader
+from watcher.vars import substitute, unknown_message
 from watcher.yaml_lines import PathKey, YamlDocument, format_path
 
 MIN_SIDE = 64
@@ -68,6 +71,8 @@ class Context:
     settings: Settings
     reader: ReferenceReader
     models: InstalledModels | None  # None: no ComfyUI reachable, names unchecked
+    # Where a setting the inbox's preset gave comes from ("preset of inbox gif"), else None.
+    preset_source: Callable[[PathKey], str | None] = lambda _path: None
     problems: list[Problem] = field(default_factory=list)
     missing: list[Problem] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
@@ -77,8 +82,21 @@ class Context:
     def data(self) -> dict[str, Any]:
         return cast(dict[str, Any], self.document.data)
 
+    @property
+    def vars(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in (self.data.get("vars") or {}).items()}
+
+    def text(self, path: PathKey, value: Any) -> str:
+        """A prompt's text with the manifest's ``vars`` substituted; unknown names reported."""
+        text, unknown = substitute(str(value), self.vars)
+        for name in unknown:
+            self.problem(path, unknown_message(name, self.vars))
+        return text
+
     def problem(self, path: PathKey, message: str, *, key: bool = False) -> None:
         line = self.document.line_of(path, key=key) if path else 1
+        if source := self.preset_source(path):
+            message += f" (set by the {source} in config.yaml)"
         found = Problem(format_path(path), line, message)
         if found not in self.problems:
             self.problems.append(found)
@@ -129,22 +147,24 @@ def resolve_clip(
     if "video" in clip:
         return _imported_clip(ctx, path, clip, name)
     generation = ctx.settings.generation
-    prompt = str(clip["prompt"])
-    if not prompt.strip():
-        ctx.problem((*path, "prompt"), "the prompt is blank; describe what the clip shows")
     mode = GenerationMode.IMAGE_TO_VIDEO if "image" in clip else GenerationMode.TEXT_TO_VIDEO
     seed = _seed(ctx, path, clip)
     regenerate, _ = setting(ctx, path, clip, "regenerate")
     values = {key: setting(ctx, path, clip, key)[0] for key in _GENERATION_KEYS}
+    frames = int(_or(values["frames"], generation.frames))
+    prompt, schedule = _prompts(ctx, path, clip, frames)
+    negative, where = setting(ctx, path, clip, "negativePrompt")
     spec = ClipSpec(
         clip_name=name,
         mode=mode,
         prompt=prompt,
-        negative_prompt=_or(values["negativePrompt"], generation.negative_prompt),
+        prompt_schedule=schedule,
+        motion_loras=_motion_loras(ctx, path, clip),
+        negative_prompt=ctx.text(where, _or(negative, generation.negative_prompt)),
         seed=seed or 0,
         steps=int(_or(values["steps"], generation.steps)),
         cfg=float(_or(values["cfg"], generation.cfg)),
-        frames=int(_or(values["frames"], generation.frames)),
+        frames=frames,
         frame_rate=generation.frame_rate,
         width=size[0],
         height=size[1],
@@ -161,7 +181,92 @@ def resolve_clip(
     return ManifestClip(spec, seed, source, text, duration, reference=found)
 
 
-_GENERATION_KEYS = ("negativePrompt", "steps", "cfg", "frames", "ipAdapterWeight")
+_GENERATION_KEYS = ("steps", "cfg", "frames", "ipAdapterWeight")
+_NO_PROMPT = (
+    "a clip needs a `prompt` (text-to-video, plus `image` for image-to-video) "
+    "or a `video` to import"
+)
+_NO_PROMPT_AT_ALL = (
+    "the manifest needs a `prompt`, a `video` to import, a list of `clips`, `cancel`, "
+    "or only `priority` and `project`"
+)
+
+
+def _prompts(
+    ctx: Context, path: PathKey, clip: Mapping[str, Any], frames: int
+) -> tuple[str, tuple[PromptKeyframe, ...]]:
+    """The clip's prompt, or its prompt travel (``prompts``, the clip's or the defaults')
+    with a prompt that shows it: "0: a bud → 8: a flower"."""
+    if "prompt" in clip:
+        prompt = ctx.text((*path, "prompt"), clip["prompt"])
+        if not prompt.strip():
+            ctx.problem((*path, "prompt"), "the prompt is blank; describe what the clip shows")
+        return prompt, ()
+    given, where = setting(ctx, path, clip, "prompts")
+    if given is None:
+        ctx.problem(path, _NO_PROMPT if path else _NO_PROMPT_AT_ALL)
+        return "", ()
+    schedule = _schedule(ctx, where, given, frames)
+    return " → ".join(f"{k.frame}: {k.prompt}" for k in schedule), schedule
+
+
+def _schedule(
+    ctx: Context, where: PathKey, given: Mapping[Any, Any], frames: int
+) -> tuple[PromptKeyframe, ...]:
+    """Keyframes checked as AnimateDiff-Evolved reads them: whole frame numbers from 0, rising,
+    inside the clip, each prompt free of the double quote that ends it in the schedule text."""
+    keyframes: list[PromptKeyframe] = []
+    for key, value in given.items():
+        at = (*where, str(key))
+        frame = _frame_number(key)
+        if frame is None:
+            ctx.problem(at, f"a keyframe is a frame number such as 0 or 8, got {key!r}", key=True)
+            continue
+        if keyframes and frame <= keyframes[-1].frame:
+            message = f"frame {frame} comes after frame {keyframes[-1].frame}: keyframes must rise"
+            ctx.problem(at, message, key=True)
+        if frame >= frames:
+            message = (
+                f"frame {frame} is past the clip's end: its {frames} frames are 0 to {frames - 1}"
+            )
+            ctx.problem(at, message, key=True)
+        prompt = ctx.text(at, value)
+        if not prompt.strip():
+            ctx.problem(at, "the prompt is blank; describe what the clip shows")
+        if '"' in prompt:
+            ctx.problem(
+                at,
+                'a travelling prompt cannot hold a double quote ("), which ends it '
+                "in AnimateDiff-Evolved's schedule; use ' instead",
+            )
+        keyframes.append(PromptKeyframe(frame, prompt))
+    if keyframes and keyframes[0].frame != 0:
+        first = (*where, str(next(iter(given))))
+        ctx.problem(first, "the first keyframe must be frame 0, where the clip starts", key=True)
+    return tuple(keyframes)
+
+
+def _frame_number(key: Any) -> int | None:
+    """A keyframe's frame: a whole number, also as text ("8"), as a recipe's JSON writes it."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return key if key >= 0 else None
+    if isinstance(key, str) and key.isascii() and key.isdigit():
+        return int(key)
+    return None
+
+
+def _motion_loras(ctx: Context, path: PathKey, clip: Mapping[str, Any]) -> tuple[MotionLora, ...]:
+    """The clip's motion LoRAs (one, or a list), each checked against the backend's folder."""
+    given, where = setting(ctx, path, clip, "motionLora")
+    if given is None:
+        return ()
+    entries = list(enumerate(given)) if isinstance(given, list) else [(None, given)]
+    loras = []
+    for index, entry in entries:
+        at = where if index is None else (*where, index)
+        name = resolve_model(ctx, ModelKind.MOTION_LORA, str(entry["name"]), (*at, "name"))
+        loras.append(MotionLora(name, float(entry.get("strength", 1.0))))
+    return tuple(loras)
 
 
 def _seed(ctx: Context, path: PathKey, clip: Mapping[str, Any]) -> int | None:
@@ -210,9 +315,10 @@ def resolve_model(
     of the same kind only. ``path`` None means the model is not used here: nothing is checked;
     ``default`` means the name is config.yaml's, not the manifest's.
     """
-    configured = default_model(ctx, kind)
+    # A motion LoRA has no default in config.yaml to complete a name from.
+    configured = [str(getattr(ctx.settings.models, kind.attribute, ""))]
     if ctx.models is None or path is None:
-        return resolve_model_name(name, [configured]) or name
+        return resolve_model_name(name, configured) or name
     installed = ctx.models.names(kind)
     found = resolve_model_name(name, installed)
     if found is not None:

@@ -132,11 +132,6 @@ def _bound(validator: str, limit: Any, found: str) -> str:
 
 
 def _missing(error: ValidationError, custom: str | None) -> str:
-    if not error.absolute_path and custom and "prompt" in str(error.validator_value):
-        return (
-            "the manifest needs a `prompt`, a `video` to import, a list of `clips`, `cancel`, "
-            "or only `priority` and `project`"
-        )
     if custom:
         return custom
     required = [str(k) for k in _listed(error.validator_value)]

@@ -26,6 +26,8 @@ LOADERS: dict[ModelKind, tuple[str, str]] = {
     ModelKind.IP_ADAPTER: ("IPAdapterModelLoader", "ipadapter_file"),
     ModelKind.CLIP_VISION: ("CLIPVisionLoader", "clip_name"),
     ModelKind.UPSCALE: ("UpscaleModelLoader", "model_name"),
+    # models/animatediff_motion_lora
+    ModelKind.MOTION_LORA: ("ADE_AnimateDiffLoRALoader", "name"),
     # RIFE VFI lists a fixed set and downloads a missing file on first use, so its list is the
     # same everywhere (docs/comfyui.md#nodes-vidgen-builds-with).
     ModelKind.RIFE: ("RIFE VFI", "ckpt_name"),

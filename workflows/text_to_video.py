@@ -4,7 +4,9 @@ Shape (docs/comfyui.md#nodes-vidgen-builds-with, captured/graph_animatediff_gen2
 without FreeU_V2, which turns small frames black, docs/comfyui.md#traps)::
 
     CheckpointLoaderSimple -> CLIPSetLastLayer(-2) -> CLIPTextEncode (positive, negative)
+                              (prompt travel: ADE_PromptScheduling as the positive)
     VAELoader (the configured VAE; the checkpoint's own when none is named)
+    ADE_AnimateDiffLoRALoader (chained, one per motion LoRA) ------+
     ADE_LoadAnimateDiffModel -> ADE_ApplyAnimateDiffModelSimple -+
     ADE_StandardUniformContextOptions(16, overlap 4) ------------+-> ADE_UseEvolvedSampling(model)
     EmptyLatentImage(width, height, frames) -> KSampler(euler_ancestral, normal)
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vidgen.specs import ClipSpec
+from vidgen.specs import ClipSpec, PromptKeyframe
 from workflows.graph import Graph, GraphBuilder, Link, add_video_combine, filename_prefix, link
 
 # KSampler's seed input allows 0..2**64-1 (object_info.json, KSampler.seed.max); the tests check
@@ -64,7 +66,7 @@ def build_animation(spec: ClipSpec, job_id: str, patch_model: ModelPatch | None)
     clip = builder.add(
         "CLIPSetLastLayer", {"clip": link(checkpoint, 1), "stop_at_clip_layer": CLIP_LAST_LAYER}
     )
-    positive = builder.add("CLIPTextEncode", {"clip": link(clip), "text": spec.prompt})
+    positive = _add_positive(builder, spec, link(clip))
     negative = builder.add("CLIPTextEncode", {"clip": link(clip), "text": spec.negative_prompt})
     model = link(checkpoint, 0)
     if patch_model is not None:
@@ -93,9 +95,42 @@ def build_animation(spec: ClipSpec, job_id: str, patch_model: ModelPatch | None)
     return builder.build()
 
 
+def _add_positive(builder: GraphBuilder, spec: ClipSpec, clip: Link) -> str:
+    if not spec.prompt_schedule:
+        return builder.add("CLIPTextEncode", {"clip": clip, "text": spec.prompt})
+    return builder.add(
+        "ADE_PromptScheduling",
+        {
+            "prompts": schedule_text(spec.prompt_schedule),
+            "clip": clip,
+            # 0 would end the schedule at the last keyframe; the clip's length holds the last
+            # prompt to its end.
+            "max_length": spec.frames,
+            "print_schedule": False,
+            "tensor_interp": "lerp",
+        },
+    )
+
+
+def schedule_text(keyframes: tuple[PromptKeyframe, ...]) -> str:
+    """The schedule in AnimateDiff-Evolved's JSON-like format, one keyframe a line:
+    ``"0": "a bud",`` then ``"8": "a flower"``. Its parser takes a prompt up to the next double
+    quote and knows no escapes, so intake refuses prompts that hold one."""
+    return ",\n".join(f'"{k.frame}": "{k.prompt}"' for k in keyframes)
+
+
 def _add_animatediff(builder: GraphBuilder, spec: ClipSpec, model: Link) -> Link:
     motion_model = builder.add("ADE_LoadAnimateDiffModel", {"model_name": spec.motion_module})
-    motion = builder.add("ADE_ApplyAnimateDiffModelSimple", {"motion_model": link(motion_model)})
+    applied: dict[str, Link] = {"motion_model": link(motion_model)}
+    previous: Link | None = None
+    for lora in spec.motion_loras:
+        inputs: dict[str, object] = {"name": lora.name, "strength": lora.strength}
+        if previous is not None:
+            inputs["prev_motion_lora"] = previous
+        previous = link(builder.add("ADE_AnimateDiffLoRALoader", inputs))
+    if previous is not None:
+        applied["motion_lora"] = previous
+    motion = builder.add("ADE_ApplyAnimateDiffModelSimple", applied)
     # Always attached: AnimateDiff-Evolved samples regularly when the latents are no longer than the
     # context (docs/comfyui.md#measured, "Regular sampling activated"), and in windows beyond it.
     context = builder.add(

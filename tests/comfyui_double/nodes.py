@@ -231,6 +231,32 @@ async def rife(ctx: Context, inputs: dict[str, Any]) -> NodeResult:
     return NodeResult((Frames(image.width, image.height, (image.count - 1) * multiplier + 1),))
 
 
+# One keyframe of AnimateDiff-Evolved's JSON-like schedule as vidgen writes it: "FRAME": "PROMPT",
+# then a comma or the end. A prompt runs to the next double quote: the node knows no escapes.
+_KEYFRAME = re.compile(r'\s*"(\d+)"\s*:\s*"([^"]*)"\s*(?:,|\Z)')
+
+
+async def prompt_scheduling(ctx: Context, inputs: dict[str, Any]) -> NodeResult:
+    """ADE_PromptScheduling: the whole text must parse, as the node's parser requires, and its
+    frames fit ``max_length`` (0: up to the last keyframe)."""
+    text = str(inputs.get("prompts", "")).strip()
+    if not text:
+        raise NodeFailure("No text provided to Prompt Scheduling.", "Exception")
+    frames, position = [], 0
+    while position < len(text) and (match := _KEYFRAME.match(text, position)):
+        frames.append(int(match.group(1)))
+        position = match.end()
+    if position < len(text) or not frames:
+        message = f"Found 1 issue in prompt schedule: position {position}: {text[position:]!r}"
+        raise NodeFailure(message, "Exception")
+    length = int(inputs.get("max_length", 0)) or max(frames) + 1
+    if late := [f for f in frames if f >= length]:
+        raise NodeFailure(
+            f"Found 1 issue with idxs: {late[0]} is past {length} frames", "Exception"
+        )
+    return NodeResult((Handle("CONDITIONING", f"{len(frames)} keyframes, {length} frames"),))
+
+
 async def loader(ctx: Context, inputs: dict[str, Any]) -> NodeResult:
     name = next((str(v) for v in inputs.values() if isinstance(v, str)), "")
     return NodeResult(tuple(Handle(str(kind), name) for kind in ctx.output_types))
@@ -354,6 +380,8 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "ADE_LoadAnimateDiffModel": loader,
     "IPAdapterModelLoader": loader,
     "CLIPVisionLoader": loader,
+    "ADE_AnimateDiffLoRALoader": loader,
+    "ADE_PromptScheduling": prompt_scheduling,
 }
 
 

@@ -34,6 +34,12 @@ FOLDER_SOURCES = {
     "upscale_models": ("UpscaleModelLoader", "model_name"),
 }
 
+# The captured server had no motion LoRA, and an empty list matches every empty combo: this
+# folder's loader is named, and the double offers one LoRA by default.
+MOTION_LORA_FOLDER = "animatediff_motion_lora"
+MOTION_LORA_INPUT = ("ADE_AnimateDiffLoRALoader", "required", "name")
+DEFAULT_MOTION_LORAS = ["v2_lora_ZoomIn.ckpt"]
+
 # VAELoader always offers these virtual entries besides the files (they are not files on disk).
 VIRTUAL_VAES = ("pixel_space",)
 VIDEO_EXTENSIONS = (".webm", ".mp4", ".mkv", ".gif", ".mov")
@@ -64,7 +70,8 @@ class NodeSchemas:
         self.input_dir = input_dir
         self.models: dict[str, list[str]] = {folder: [] for folder in MODEL_FOLDERS}
         self.models.update(self._default_models())
-        self._model_inputs = self._find_model_inputs()
+        self.models[MOTION_LORA_FOLDER] = list(DEFAULT_MOTION_LORAS)
+        self._model_inputs = [*self._find_model_inputs(), (*MOTION_LORA_INPUT, MOTION_LORA_FOLDER)]
 
     def _default_models(self) -> dict[str, list[str]]:
         found = {}

@@ -5,7 +5,7 @@ packs vidgen's graphs use installed (the graphs are built and checked against th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from vidgen.config import Settings
@@ -16,6 +16,8 @@ from vidgen.specs import (
     GenerationMode,
     InterpolateSpec,
     ModelKind,
+    MotionLora,
+    PromptKeyframe,
     UpscaleSpec,
     resolve_model_name,
 )
@@ -127,8 +129,15 @@ def _sample_graphs(settings: Settings) -> dict[str, Graph]:
     )
     upscale = UpscaleSpec(scale=2, engine=Engine.COMFYUI, model=models.upscale)
     interpolate = InterpolateSpec(fps=24, engine=Engine.COMFYUI, model=models.rife)
+    # The name is no setting of config.yaml: the nodes are checked, not the file.
+    travel = replace(
+        clip,
+        prompt_schedule=(PromptKeyframe(0, "a test"), PromptKeyframe(1, "another test")),
+        motion_loras=(MotionLora("v2_lora_ZoomIn.ckpt"),),
+    )
     return {
         "text-to-video": build_text_to_video(clip, "doctor"),
+        "prompt travel with a motion LoRA": build_text_to_video(travel, "doctor"),
         "image-to-video": build_image_to_video(clip, "doctor", "doctor.png"),
         "Real-ESRGAN upscale": build_upscale(
             "doctor.mp4", upscale, FrameChunk(0, 0, 16), 8, "doctor"
