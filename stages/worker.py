@@ -360,11 +360,13 @@ class Worker:
         log.error("job %s failed: %s", context.job.id, reason)
         # The job's error, its clips' and the error file name no folder of this machine.
         message = context.shown.text(reason)
-        jobs.fail(self.database, context.job.id, self.worker_id, message)
+        # Reported while the job is still ours (an export records its report's name), then
+        # failed: a worker dying in between is followed by one that reports nothing twice.
         try:
             self.stages[context.job.job_type].on_failure(context, message)
         except (VidgenError, OSError):
             log.exception("could not report the failure of job %s", context.job.id)
+        jobs.fail(self.database, context.job.id, self.worker_id, message)
         self._cleanup(context)
 
     def _cleanup(self, context: JobContext) -> None:

@@ -323,6 +323,7 @@ class JobOutputs:
     thumbnail: str | None = None
     export: str | None = None
     recipe: str | None = None  # the export's sidecar NAME.json, published before the video
+    error: str | None = None  # a failed export's report in the outbox, written once
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

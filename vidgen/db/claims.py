@@ -18,7 +18,6 @@ from vidgen.db.jobs import (
     end_job,
     fail_clips,
     request_of,
-    set_project_status,
 )
 from vidgen.db.models import (
     Clip,
@@ -27,7 +26,6 @@ from vidgen.db.models import (
     JobStatus,
     JobType,
     Project,
-    ProjectStatus,
     RunsOn,
 )
 from vidgen.db.queries import sent_prompts
@@ -103,22 +101,18 @@ def _runnable(
             fail_clips(session, job, message)
             return False
     if job.job_type == JobType.EXPORT:
-        return _inputs_ready(session, job, now)
+        return _inputs_ready(session, job)
     return True
 
 
-def _inputs_ready(session: Session, job: Job, now: datetime) -> bool:
+def _inputs_ready(session: Session, job: Job) -> bool:
+    """Every clip ready, or one that will never be: then the export is taken only to fail on a
+    worker, which writes its report into the outbox (stages/export.py)."""
     clips = {c.id: c for c in session.scalars(select(Clip).where(Clip.id.in_(job.input_clip_ids)))}
-    for clip_id in job.input_clip_ids:
-        clip = clips.get(clip_id)
-        if clip is None or clip.clip_status in (ClipStatus.FAILED, ClipStatus.CANCELLED):
-            name = clip.clip_name if clip else clip_id
-            reason = clip.error_message if clip and clip.error_message else "it did not finish"
-            message = f"clip {name} failed: {reason}"
-            end_job(session, job, JobStatus.FAILED, message, now)
-            set_project_status(session, job.project_id, ProjectStatus.FAILED)
-            return False
-    return all(clips[c].clip_status == ClipStatus.READY for c in job.input_clip_ids)
+    statuses = [clips[c].clip_status if c in clips else None for c in job.input_clip_ids]
+    if any(s in (None, ClipStatus.FAILED, ClipStatus.CANCELLED) for s in statuses):
+        return True
+    return all(s == ClipStatus.READY for s in statuses)
 
 
 def _pick(runnable: list[Job], prefer_checkpoint: str | None) -> Job:

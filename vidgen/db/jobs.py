@@ -385,6 +385,8 @@ class ClipFile:
     clip_id: str
     clip_name: str
     file_path: str | None
+    clip_status: ClipStatus
+    error_message: str | None
 
 
 def clip_files(database: Database, clip_ids: Sequence[str]) -> list[ClipFile]:
@@ -392,7 +394,13 @@ def clip_files(database: Database, clip_ids: Sequence[str]) -> list[ClipFile]:
     with database.session() as session:
         rows = {c.id: c for c in session.scalars(select(Clip).where(Clip.id.in_(clip_ids)))}
     return [
-        ClipFile(clip_id, rows[clip_id].clip_name, rows[clip_id].file_path)
+        ClipFile(
+            clip_id,
+            rows[clip_id].clip_name,
+            rows[clip_id].file_path,
+            ClipStatus(rows[clip_id].clip_status),
+            rows[clip_id].error_message,
+        )
         for clip_id in clip_ids
         if clip_id in rows
     ]
