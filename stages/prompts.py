@@ -14,7 +14,7 @@ from collections.abc import Callable
 from stages.worker import JobContext
 from vidgen.db import jobs
 from vidgen.db.queries import SentPrompt
-from vidgen.errors import JobCancelled
+from vidgen.errors import ComfyUIInterrupted, JobCancelled
 from workflows import ComfyUIClient, Graph, PromptProgress, PromptResult, PromptState
 
 
@@ -36,7 +36,7 @@ def ensure_prompt(
     prompt = SentPrompt(step, str(uuid.uuid4()), client.base_url, build())
     # Recorded before it is sent: if we die in between, the next attempt asks ComfyUI.
     if not jobs.record_prompt(context.database, context.job.id, context.job.worker_id, prompt):
-        context.cancel.set()
+        context.let_go()
         raise JobCancelled("the job was taken over by another worker")
     client.queue_prompt(prompt.graph, prompt.prompt_id)
     context.note(f"queued prompt {prompt.prompt_id} ({step}) at {client.base_url}")
@@ -51,7 +51,15 @@ def collect(
     on_progress: Callable[[PromptProgress], None],
 ) -> PromptResult:
     """Wait for the prompt's end: stopped in ComfyUI on a user's cancel, left running there when
-    vidgen stops (its result is collected at the next start)."""
-    return client.wait_for(
-        prompt.prompt_id, on_progress, cancel=context.cancel, leave_running=context.shutdown
-    )
+    vidgen stops or the job was taken from us (its result is collected by the next holder)."""
+    try:
+        return client.wait_for(
+            prompt.prompt_id, on_progress, cancel=context.cancel, leave_running=context.leave
+        )
+    except ComfyUIInterrupted:
+        if context.cancel.is_set():
+            context.note(
+                f"interrupted prompt {prompt.prompt_id} ({prompt.step}) in ComfyUI "
+                f"at {client.base_url}: the job was cancelled"
+            )
+        raise

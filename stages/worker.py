@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,10 @@ from vidgen.specs import GenerateRequest
 
 log = logging.getLogger(__name__)
 
+# How often a worker reads the state of the jobs it holds between lease renewals: a cancel
+# reaches ComfyUI or ffmpeg within about this long.
+_CANCEL_POLL_SECONDS = 1.0
+
 
 @dataclass
 class JobContext:
@@ -44,7 +49,10 @@ class JobContext:
     settings: Settings
     database: Database
     cancel: threading.Event  # set on a user's cancel, a lost lease, and at shutdown
-    shutdown: threading.Event  # set at shutdown only: prompts in ComfyUI are left to run
+    shutdown: threading.Event  # set at shutdown only
+    # Set at shutdown and when the job was taken from us: its prompts in ComfyUI are left to
+    # run, to be collected by whoever holds the job next; a user's cancel interrupts them.
+    leave: threading.Event = field(default_factory=threading.Event)
     sent: dict[str, SentPrompt] = field(default_factory=dict)  # prompts of this attempt, by step
     queued: bool | None = None  # what ``prepare`` said: None until it ran
     _last_percent: float = field(default=-1.0)
@@ -61,6 +69,11 @@ class JobContext:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def let_go(self) -> None:
+        """The job is no longer ours: stop, leaving its prompt running for the new owner."""
+        self.leave.set()
+        self.cancel.set()
+
     def progress(self, percent: float, stage: str) -> None:
         """Write progress (at most every half percent) and stop if the job was cancelled."""
         stage_var.set(stage)
@@ -76,7 +89,9 @@ class JobContext:
             # Progress is advisory: the work goes on while the database restarts.
             log.warning("could not write progress: %s", exc)
             state = LeaseState.OURS
-        if state is not LeaseState.OURS:
+        if state is LeaseState.LOST:
+            self.let_go()
+        elif state is LeaseState.CANCEL_REQUESTED:
             self.cancel.set()
         self.check_cancelled()
 
@@ -104,15 +119,28 @@ class Stage(ABC):
     def on_failure(self, context: JobContext, message: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class HeldJob:
+    """The events of a job a worker holds (see ``JobContext``)."""
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    leave: threading.Event = field(default_factory=threading.Event)
+
+    def let_go(self) -> None:
+        self.leave.set()
+        self.cancel.set()
+
+
 class LeaseKeeper:
-    """Renews the leases of the jobs a worker holds; sets each job's cancel event when its
-    project is cancelled or the job was taken from us."""
+    """Renews the leases of the jobs a worker holds every ``leaseRenewSeconds``, and reads their
+    state every ``_CANCEL_POLL_SECONDS`` in between, so that a user's cancel stops the job (and
+    its prompt in ComfyUI) within about a second; a job taken from us is let go."""
 
     def __init__(self, database: Database, settings: Settings, worker_id: str) -> None:
         self._database = database
         self._settings = settings
         self._worker_id = worker_id
-        self._held: dict[str, threading.Event] = {}
+        self._held: dict[str, HeldJob] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"lease-{worker_id}", daemon=True)
@@ -124,37 +152,51 @@ class LeaseKeeper:
         self._stop.set()
         self._thread.join(timeout=10)
 
-    def hold(self, job_id: str) -> threading.Event:
+    def hold(self, job_id: str) -> HeldJob:
         with self._lock:
-            return self._held.setdefault(job_id, threading.Event())
+            return self._held.setdefault(job_id, HeldJob())
 
     def held(self) -> list[str]:
         with self._lock:
             return list(self._held)
 
-    def cancel_all(self) -> None:
+    def let_go_all(self) -> None:
+        """Shutdown: every job stops, its prompts left running in ComfyUI."""
         with self._lock:
-            for cancel in self._held.values():
-                cancel.set()
+            for held in self._held.values():
+                held.let_go()
 
     def drop(self, job_id: str) -> None:
         with self._lock:
             self._held.pop(job_id, None)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._settings.jobs.lease_renew_seconds):
+        renew_seconds = self._settings.jobs.lease_renew_seconds
+        renew_at = time.monotonic() + renew_seconds
+        while not self._stop.wait(min(_CANCEL_POLL_SECONDS, renew_seconds)):
             with self._lock:
                 held = dict(self._held)
-            for job_id, cancel in held.items():
-                try:
-                    state = jobs.renew_lease(
-                        self._database, job_id, self._worker_id, self._settings.jobs.lease_seconds
-                    )
-                except DatabaseUnavailable as exc:
-                    log.warning("could not renew the lease of job %s: %s", job_id, exc)
-                    continue
-                if state is not LeaseState.OURS:
-                    cancel.set()
+            if not held:
+                continue
+            try:
+                if time.monotonic() >= renew_at:
+                    renew_at = time.monotonic() + renew_seconds
+                    self._renew(held)
+                states = jobs.lease_states(self._database, list(held), self._worker_id)
+            except DatabaseUnavailable as exc:
+                log.warning("could not renew or read the leases of %s: %s", list(held), exc)
+                continue
+            for job_id, state in states.items():
+                if state is LeaseState.CANCEL_REQUESTED:
+                    held[job_id].cancel.set()
+                elif state is LeaseState.LOST:
+                    held[job_id].let_go()
+
+    def _renew(self, held: dict[str, HeldJob]) -> None:
+        for job_id in held:
+            jobs.renew_lease(
+                self._database, job_id, self._worker_id, self._settings.jobs.lease_seconds
+            )
 
 
 def make_worker_id(kind: str) -> str:
@@ -197,7 +239,7 @@ class Worker:
     def stop(self) -> None:
         """Claim nothing new; stop what runs (ffmpeg stops, ComfyUI prompts keep running)."""
         self.stop_event.set()
-        self.leases.cancel_all()
+        self.leases.let_go_all()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the loop to end; False if it is still busy (then call ``release_held``)."""
@@ -269,8 +311,10 @@ class Worker:
         job = self._claim()
         if job is None:
             return None
-        cancel = self.leases.hold(job.id)
-        return JobContext(job, self.settings, self.database, cancel, self.stop_event)
+        held = self.leases.hold(job.id)
+        return JobContext(
+            job, self.settings, self.database, held.cancel, self.stop_event, leave=held.leave
+        )
 
     def _backend_ready(self) -> bool:
         """Whether this worker's backend answers; while it does not, its queued jobs say so."""
