@@ -23,7 +23,7 @@ from typing_extensions import override
 from stages.comfyui_steps import ComfyUIStep, StepPrompt, step_prompts, upload_name
 from stages.export_plan import ExportPlan, FFmpegStep, Step, build_export_plan
 from stages.merge import ClipInput, concat_list_text
-from stages.prompts import collect, ensure_prompt
+from stages.prompts import collect, ensure_prompt, prompt_client
 from stages.recipe import publish_with_recipe, recipe_path
 from stages.worker import JobContext, Stage
 from vidgen.db import jobs
@@ -123,7 +123,8 @@ class ExportStage(Stage):
                 report(low + (high - low) * progress.fraction)
 
             result = collect(client, context, sent, on_progress)
-            parts.append(client.download_video(result, planned.output.with_suffix("")))
+            holder = prompt_client(client, context, sent)
+            parts.append(holder.download_video(result, planned.output.with_suffix("")))
         if step.stage == "upscale":
             _join_parts(context, parts, step.output)
         elif parts[0] != step.output:

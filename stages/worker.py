@@ -12,6 +12,7 @@ our download and bookkeeping. One prompt runs, at most one waits behind it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -33,12 +34,14 @@ from vidgen.errors import ComfyUIInterrupted, DatabaseUnavailable, JobCancelled,
 from vidgen.logs import job_context, stage_var, worker_id_var
 from vidgen.shown_paths import ShownPaths
 from vidgen.specs import GenerateRequest
+from workflows import ComfyUIClient
 
 log = logging.getLogger(__name__)
 
 # How often a worker reads the state of the jobs it holds between lease renewals: a cancel
 # reaches ComfyUI or ffmpeg within about this long.
 _CANCEL_POLL_SECONDS = 1.0
+_ATTEMPT = "attempt-"
 
 
 @dataclass
@@ -54,8 +57,11 @@ class JobContext:
     # run, to be collected by whoever holds the job next; a user's cancel interrupts them.
     leave: threading.Event = field(default_factory=threading.Event)
     sent: dict[str, SentPrompt] = field(default_factory=dict)  # prompts of this attempt, by step
+    # Clients of other backends an earlier attempt sent prompts to (stages/prompts.py).
+    other_backends: dict[str, ComfyUIClient] = field(default_factory=dict)
     queued: bool | None = None  # what ``prepare`` said: None until it ran
     _last_percent: float = field(default=-1.0)
+    _work_dir: Path | None = field(default=None, init=False, repr=False)
     # How this machine's folders are written in what a person reads (log lines, errors).
     shown: ShownPaths = field(init=False, repr=False)
 
@@ -64,10 +70,32 @@ class JobContext:
 
     @property
     def work_dir(self) -> Path:
-        """The only folder a stage writes to before publishing (docs/architecture.md)."""
-        path = self.settings.storage / self.job.project_name / "work" / self.job.id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """The only folder a stage writes to before publishing (docs/architecture.md): this
+        attempt's own, ``work/{jobId}/attempt-{N}``. Made on first use, when what earlier
+        attempts left there goes, so no two attempts ever share one."""
+        if self._work_dir is None:
+            job_dir = job_work_dir(self.settings, self.job.project_name, self.job.id)
+            for earlier in _attempt_dirs(job_dir):
+                shutil.rmtree(earlier, ignore_errors=True)
+            self._work_dir = job_dir / f"{_ATTEMPT}{self.job.attempts}"
+            self._work_dir.mkdir(parents=True, exist_ok=True)
+        return self._work_dir
+
+    def remove_work(self) -> None:
+        """At the end of this attempt: its folder goes, and older attempts' with it; the job's
+        folder goes too unless a newer attempt (one that took the job from us) works there."""
+        job_dir = job_work_dir(self.settings, self.job.project_name, self.job.id)
+        for attempt in _attempt_dirs(job_dir):
+            if _attempt_number(attempt) <= self.job.attempts:
+                shutil.rmtree(attempt, ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty (a newer attempt's), or already gone
+            job_dir.rmdir()
+
+    def close(self) -> None:
+        """The job leaves this worker: close what it opened."""
+        for client in self.other_backends.values():
+            client.close()
+        self.other_backends.clear()
 
     def let_go(self) -> None:
         """The job is no longer ours: stop, leaving its prompt running for the new owner."""
@@ -199,6 +227,21 @@ class LeaseKeeper:
             )
 
 
+def job_work_dir(settings: Settings, project_name: str, job_id: str) -> Path:
+    """``storage/{projectName}/work/{jobId}``: the attempts' folders are inside."""
+    return settings.storage / project_name / "work" / job_id
+
+
+def _attempt_dirs(job_dir: Path) -> list[Path]:
+    return [p for p in job_dir.glob(f"{_ATTEMPT}*") if _attempt_number(p) >= 0]
+
+
+def _attempt_number(folder: Path) -> int:
+    """N of ``attempt-N``; -1 for a name that is no attempt's."""
+    number = folder.name.removeprefix(_ATTEMPT)
+    return int(number) if number.isdigit() else -1
+
+
 def make_worker_id(kind: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{kind}"
 
@@ -276,6 +319,7 @@ class Worker:
                     self.stop_event.wait(self.settings.jobs.retry_backoff_seconds)
                 finally:
                     self.leases.drop(context.job.id)
+                    context.close()
         finally:
             self.leases.stop()
             if self.on_stop is not None:
@@ -304,6 +348,7 @@ class Worker:
         context = self._claimed_context()
         if context is not None and not self._prepare(context):
             self.leases.drop(context.job.id)
+            context.close()
             return None
         return context
 
@@ -344,6 +389,7 @@ class Worker:
                 max_attempts=self.settings.jobs.max_attempts,
                 backend=self.backend,
                 prefer_checkpoint=self.last_checkpoint,
+                backend_takeover_seconds=self.settings.jobs.backend_takeover_seconds,
             )
         except DatabaseUnavailable as exc:
             log.warning("cannot claim jobs: %s", exc)
@@ -414,7 +460,4 @@ class Worker:
         self._cleanup(context)
 
     def _cleanup(self, context: JobContext) -> None:
-        shutil.rmtree(
-            self.settings.storage / context.job.project_name / "work" / context.job.id,
-            ignore_errors=True,
-        )
+        context.remove_work()

@@ -45,6 +45,7 @@ def claim_next(
     max_attempts: int,
     backend: str | None = None,
     prefer_checkpoint: str | None = None,
+    backend_takeover_seconds: float = 0.0,
 ) -> ClaimedJob | None:
     """Take the next runnable job of this worker's kind: queued (and due), or abandoned by a
     worker whose lease ran out. Exports wait until their clips are ready."""
@@ -69,7 +70,8 @@ def claim_next(
         runnable = [
             job
             for job in candidates
-            if _runnable(session, job, backend=backend, max_attempts=max_attempts, now=now)
+            if not _held_for_its_backend(job, backend, backend_takeover_seconds, now)
+            and _runnable(session, job, max_attempts=max_attempts, now=now)
         ]
         if not runnable:
             return None
@@ -81,18 +83,12 @@ def claim_next(
         return _snapshot(session, job, project_name, worker_id)
 
 
-def _runnable(
-    session: Session, job: Job, *, backend: str | None, max_attempts: int, now: datetime
-) -> bool:
+def _runnable(session: Session, job: Job, *, max_attempts: int, now: datetime) -> bool:
     """Settle the jobs that can no longer run (cancelled, out of tries, failed inputs)."""
     if job.cancel_requested:
         end_job(session, job, JobStatus.CANCELLED, "cancelled", now)
         return False
     if job.job_status == JobStatus.ACTIVE:
-        if job.comfy_backend and job.comfy_backend != backend:
-            # Its prompt sits in another backend's queue: only that backend's worker can
-            # collect the result without running the prompt twice.
-            return False
         lapsed = f"worker {job.worker_id} stopped renewing its lease"
         add_job_log(session, job.id, "WARNING", lapsed)
         if job.attempts >= max_attempts:
@@ -103,6 +99,20 @@ def _runnable(
     if job.job_type == JobType.EXPORT:
         return _inputs_ready(session, job)
     return True
+
+
+def _held_for_its_backend(
+    job: Job, backend: str | None, takeover_seconds: float, now: datetime
+) -> bool:
+    """Whether an abandoned job whose prompts were sent to another backend still waits for that
+    backend's worker (a restarted one collects them best). Past ``takeover_seconds`` after its
+    lease ran out, its worker counts as gone: any backend's worker may finish the job, collecting
+    what the original backend still has (stages/prompts.py) and making the rest anew."""
+    if job.job_status != JobStatus.ACTIVE or job.lease_expires_at is None:
+        return False
+    if not job.comfy_backend or job.comfy_backend == backend:
+        return False
+    return now < job.lease_expires_at + timedelta(seconds=takeover_seconds)
 
 
 def _inputs_ready(session: Session, job: Job) -> bool:
