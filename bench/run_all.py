@@ -19,6 +19,7 @@ BENCHMARKS = (
     "export_bench.py",
     "status_bench.py",
     "notify_bench.py",
+    "cancel_bench.py",
 )
 
 
