@@ -20,6 +20,8 @@ BENCHMARKS = (
     "sheet_bench.py",
     "status_bench.py",
     "notify_bench.py",
+    "cancel_bench.py",
+    "claim_bench.py",
 )
 
 

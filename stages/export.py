@@ -14,6 +14,7 @@ import errno
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -22,11 +23,13 @@ from typing_extensions import override
 from stages.comfyui_steps import ComfyUIStep, StepPrompt, step_prompts, upload_name
 from stages.export_plan import ExportPlan, FFmpegStep, Step, build_export_plan
 from stages.merge import ClipInput, concat_list_text
-from stages.prompts import collect, ensure_prompt
+from stages.prompts import collect, ensure_prompt, prompt_client
 from stages.recipe import publish_with_recipe, recipe_path
 from stages.sheet import SheetRun, SheetTile, find_font, sheet_run
 from stages.worker import JobContext, Stage
 from vidgen.db import jobs
+from vidgen.db.jobs import ClipFile
+from vidgen.db.models import ClipStatus
 from vidgen.errors import ComfyUIError, JobCancelled, StorageError, VidgenError
 from vidgen.ffmpeg import file_arg, probe, run
 from vidgen.naming import FileType, allocate_path, publish
@@ -98,9 +101,13 @@ class ExportStage(Stage):
     def on_failure(self, context: JobContext, message: str) -> None:
         write_error_file(context, Path(context.job.export.outbox), message)
 
-    def _files(self, context: JobContext) -> list[jobs.ClipFile]:
+    def _files(self, context: JobContext) -> list[ClipFile]:
         found = jobs.clip_files(context.database, context.job.input_clip_ids)
+        if len(found) != len(context.job.input_clip_ids):
+            raise StorageError("a clip of this export is no longer in the database")
         for clip in found:
+            if clip.clip_status in (ClipStatus.FAILED, ClipStatus.CANCELLED):
+                raise VidgenError(f"clip {clip.clip_name} failed: {_reason(clip)}")
             if not clip.file_path or not Path(clip.file_path).is_file():
                 raise StorageError(f"the video of clip {clip.clip_name} is missing from storage")
         return found
@@ -171,7 +178,8 @@ class ExportStage(Stage):
                 report(low + (high - low) * progress.fraction)
 
             result = collect(client, context, sent, on_progress)
-            parts.append(client.download_video(result, planned.output.with_suffix("")))
+            holder = prompt_client(client, context, sent)
+            parts.append(holder.download_video(result, planned.output.with_suffix("")))
         if step.stage == "upscale":
             _join_parts(context, parts, step.output)
         elif parts[0] != step.output:
@@ -272,6 +280,12 @@ def _write_list(path: Path, text: str) -> None:
         raise StorageError(f"cannot write {path.name} in {path.parent}: {exc.strerror}") from exc
 
 
+def _reason(clip: ClipFile) -> str:
+    if clip.error_message:
+        return clip.error_message
+    return "it was cancelled" if clip.clip_status == ClipStatus.CANCELLED else "it did not finish"
+
+
 def _label(step: Step, index: int, count: int) -> str:
     if isinstance(step, FFmpegStep):
         what = " + ".join(step.stages)
@@ -280,11 +294,20 @@ def _label(step: Step, index: int, count: int) -> str:
     return f"step {index + 1}/{count}: {what}" if count > 1 else what
 
 
-def write_error_file(context: JobContext, outbox: Path, message: str) -> Path:
-    """``{date}_{projectName}_error_{NNN}.txt`` in the outbox: what failed and what to do."""
+def write_error_file(context: JobContext, outbox: Path, message: str) -> Path | None:
+    """``{date}_{projectName}_error_{NNN}.txt`` in the outbox: what failed and what to do.
+
+    Written once per failure: its name is recorded first, so an attempt that died after writing
+    it leaves the next one nothing to write; None when the job is no longer ours."""
+    written = context.job.outputs.error
+    if written is not None and Path(written).is_file():
+        return Path(written)
     target = allocate_path(
         context.database, outbox, context.job.project_name, FileType.ERROR, "txt"
     )
+    outputs = replace(context.job.outputs, error=str(target))
+    if not jobs.record_outputs(context.database, context.job.id, context.job.worker_id, outputs):
+        return None
     text = (
         f"vidgen could not finish the video of project {context.job.project_name}.\n\n"
         f"What failed: {context.shown.text(message)}\n"

@@ -16,7 +16,7 @@ from typing_extensions import override
 
 from stages.clip_files import finish_placed, place_clip
 from stages.comfyui_steps import intermediate_bytes
-from stages.prompts import collect, ensure_prompt
+from stages.prompts import collect, ensure_prompt, prompt_client
 from stages.worker import JobContext, Stage
 from vidgen.db.queries import SentPrompt
 from vidgen.errors import JobCancelled, StorageError
@@ -97,7 +97,8 @@ class GenerateStage(Stage):
         prompt = self._prompt(context)
         result = collect(self.client, context, prompt, lambda p: self._on_progress(context, p))
         context.progress(91, "downloading the clip from ComfyUI")
-        video = self.client.download_video(result, context.work_dir / "clip")
+        holder = prompt_client(self.client, context, prompt)
+        video = holder.download_video(result, context.work_dir / "clip")
         probe(video)  # a truncated download fails here, before anything is registered
         place_clip(context, video, prompt.graph)
 
@@ -120,7 +121,7 @@ class GenerateStage(Stage):
 
     def _prompt(self, context: JobContext) -> SentPrompt:
         prompt = ensure_prompt(self.client, context, _STEP, lambda: self._build(context))
-        context.progress(_QUEUED_PERCENT, f"queued in ComfyUI at {self.client.base_url}")
+        context.progress(_QUEUED_PERCENT, f"queued in ComfyUI at {prompt.backend}")
         return prompt
 
     def _build(self, context: JobContext) -> Graph:

@@ -12,6 +12,7 @@ our download and bookkeeping. One prompt runs, at most one waits behind it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stages.leases import LeaseKeeper
 from vidgen.config import Settings
 from vidgen.db import claims, jobs
 from vidgen.db.jobs import ClaimedJob, LeaseState
@@ -34,8 +36,11 @@ from vidgen.logs import job_context, stage_var, worker_id_var
 from vidgen.safe_files import free_bytes
 from vidgen.shown_paths import ShownPaths
 from vidgen.specs import GenerateRequest
+from workflows import ComfyUIClient
 
 log = logging.getLogger(__name__)
+
+_ATTEMPT = "attempt-"
 
 
 @dataclass
@@ -46,10 +51,16 @@ class JobContext:
     settings: Settings
     database: Database
     cancel: threading.Event  # set on a user's cancel, a lost lease, and at shutdown
-    shutdown: threading.Event  # set at shutdown only: prompts in ComfyUI are left to run
+    shutdown: threading.Event  # set at shutdown only
+    # Set at shutdown and when the job was taken from us: its prompts in ComfyUI are left to
+    # run, to be collected by whoever holds the job next; a user's cancel interrupts them.
+    leave: threading.Event = field(default_factory=threading.Event)
     sent: dict[str, SentPrompt] = field(default_factory=dict)  # prompts of this attempt, by step
+    # Clients of other backends an earlier attempt sent prompts to (stages/prompts.py).
+    other_backends: dict[str, ComfyUIClient] = field(default_factory=dict)
     queued: bool | None = None  # what ``prepare`` said: None until it ran
     _last_percent: float = field(default=-1.0)
+    _work_dir: Path | None = field(default=None, init=False, repr=False)
     # How this machine's folders are written in what a person reads (log lines, errors).
     shown: ShownPaths = field(init=False, repr=False)
 
@@ -58,14 +69,43 @@ class JobContext:
 
     @property
     def work_path(self) -> Path:
-        """Where ``work_dir`` is, without making it."""
-        return self.settings.storage / self.job.project_name / "work" / self.job.id
+        """Where ``work_dir`` is, without making it (or clearing earlier attempts')."""
+        job_dir = job_work_dir(self.settings, self.job.project_name, self.job.id)
+        return job_dir / f"{_ATTEMPT}{self.job.attempts}"
 
     @property
     def work_dir(self) -> Path:
-        """The only folder a stage writes to before publishing (docs/architecture.md)."""
-        self.work_path.mkdir(parents=True, exist_ok=True)
-        return self.work_path
+        """The only folder a stage writes to before publishing (docs/architecture.md): this
+        attempt's own, ``work/{jobId}/attempt-{N}``. Made on first use, when what earlier
+        attempts left there goes, so no two attempts ever share one."""
+        if self._work_dir is None:
+            job_dir = job_work_dir(self.settings, self.job.project_name, self.job.id)
+            for earlier in _attempt_dirs(job_dir):
+                shutil.rmtree(earlier, ignore_errors=True)
+            self._work_dir = self.work_path
+            self._work_dir.mkdir(parents=True, exist_ok=True)
+        return self._work_dir
+
+    def remove_work(self) -> None:
+        """At the end of this attempt: its folder goes, and older attempts' with it; the job's
+        folder goes too unless a newer attempt (one that took the job from us) works there."""
+        job_dir = job_work_dir(self.settings, self.job.project_name, self.job.id)
+        for attempt in _attempt_dirs(job_dir):
+            if _attempt_number(attempt) <= self.job.attempts:
+                shutil.rmtree(attempt, ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty (a newer attempt's), or already gone
+            job_dir.rmdir()
+
+    def close(self) -> None:
+        """The job leaves this worker: close what it opened."""
+        for client in self.other_backends.values():
+            client.close()
+        self.other_backends.clear()
+
+    def let_go(self) -> None:
+        """The job is no longer ours: stop, leaving its prompt running for the new owner."""
+        self.leave.set()
+        self.cancel.set()
 
     def progress(self, percent: float, stage: str) -> None:
         """Write progress (at most every half percent) and stop if the job was cancelled."""
@@ -82,7 +122,9 @@ class JobContext:
             # Progress is advisory: the work goes on while the database restarts.
             log.warning("could not write progress: %s", exc)
             state = LeaseState.OURS
-        if state is not LeaseState.OURS:
+        if state is LeaseState.LOST:
+            self.let_go()
+        elif state is LeaseState.CANCEL_REQUESTED:
             self.cancel.set()
         self.check_cancelled()
 
@@ -115,57 +157,19 @@ class Stage(ABC):
         return []
 
 
-class LeaseKeeper:
-    """Renews the leases of the jobs a worker holds; sets each job's cancel event when its
-    project is cancelled or the job was taken from us."""
+def job_work_dir(settings: Settings, project_name: str, job_id: str) -> Path:
+    """``storage/{projectName}/work/{jobId}``: the attempts' folders are inside."""
+    return settings.storage / project_name / "work" / job_id
 
-    def __init__(self, database: Database, settings: Settings, worker_id: str) -> None:
-        self._database = database
-        self._settings = settings
-        self._worker_id = worker_id
-        self._held: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"lease-{worker_id}", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+def _attempt_dirs(job_dir: Path) -> list[Path]:
+    return [p for p in job_dir.glob(f"{_ATTEMPT}*") if _attempt_number(p) >= 0]
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
-    def hold(self, job_id: str) -> threading.Event:
-        with self._lock:
-            return self._held.setdefault(job_id, threading.Event())
-
-    def held(self) -> list[str]:
-        with self._lock:
-            return list(self._held)
-
-    def cancel_all(self) -> None:
-        with self._lock:
-            for cancel in self._held.values():
-                cancel.set()
-
-    def drop(self, job_id: str) -> None:
-        with self._lock:
-            self._held.pop(job_id, None)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._settings.jobs.lease_renew_seconds):
-            with self._lock:
-                held = dict(self._held)
-            for job_id, cancel in held.items():
-                try:
-                    state = jobs.renew_lease(
-                        self._database, job_id, self._worker_id, self._settings.jobs.lease_seconds
-                    )
-                except DatabaseUnavailable as exc:
-                    log.warning("could not renew the lease of job %s: %s", job_id, exc)
-                    continue
-                if state is not LeaseState.OURS:
-                    cancel.set()
+def _attempt_number(folder: Path) -> int:
+    """N of ``attempt-N``; -1 for a name that is no attempt's."""
+    number = folder.name.removeprefix(_ATTEMPT)
+    return int(number) if number.isdigit() else -1
 
 
 def make_worker_id(kind: str) -> str:
@@ -209,7 +213,7 @@ class Worker:
     def stop(self) -> None:
         """Claim nothing new; stop what runs (ffmpeg stops, ComfyUI prompts keep running)."""
         self.stop_event.set()
-        self.leases.cancel_all()
+        self.leases.let_go_all()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the loop to end; False if it is still busy (then call ``release_held``)."""
@@ -246,6 +250,7 @@ class Worker:
                     self.stop_event.wait(self.settings.jobs.retry_backoff_seconds)
                 finally:
                     self.leases.drop(context.job.id)
+                    context.close()
         finally:
             self.leases.stop()
             if self.on_stop is not None:
@@ -274,6 +279,7 @@ class Worker:
         context = self._claimed_context()
         if context is not None and not self._prepare(context):
             self.leases.drop(context.job.id)
+            context.close()
             return None
         return context
 
@@ -281,8 +287,10 @@ class Worker:
         job = self._claim()
         if job is None:
             return None
-        cancel = self.leases.hold(job.id)
-        context = JobContext(job, self.settings, self.database, cancel, self.stop_event)
+        held = self.leases.hold(job.id)
+        context = JobContext(
+            job, self.settings, self.database, held.cancel, self.stop_event, leave=held.leave
+        )
         if not self._room_for(context):
             self.leases.drop(job.id)
             return None
@@ -334,6 +342,7 @@ class Worker:
                 max_attempts=self.settings.jobs.max_attempts,
                 backend=self.backend,
                 prefer_checkpoint=self.last_checkpoint,
+                backend_takeover_seconds=self.settings.jobs.backend_takeover_seconds,
             )
         except DatabaseUnavailable as exc:
             log.warning("cannot claim jobs: %s", exc)
@@ -415,15 +424,14 @@ class Worker:
         log.error("job %s failed: %s", context.job.id, reason)
         # The job's error, its clips' and the error file name no folder of this machine.
         message = context.shown.text(reason)
-        jobs.fail(self.database, context.job.id, self.worker_id, message)
+        # Reported while the job is still ours (an export records its report's name), then
+        # failed: a worker dying in between is followed by one that reports nothing twice.
         try:
             self.stages[context.job.job_type].on_failure(context, message)
         except (VidgenError, OSError):
             log.exception("could not report the failure of job %s", context.job.id)
+        jobs.fail(self.database, context.job.id, self.worker_id, message)
         self._cleanup(context)
 
     def _cleanup(self, context: JobContext) -> None:
-        shutil.rmtree(
-            self.settings.storage / context.job.project_name / "work" / context.job.id,
-            ignore_errors=True,
-        )
+        context.remove_work()

@@ -245,3 +245,6 @@ def entry() -> None:
     except VidgenError as exc:
         click.echo(f"vidgen: {exc.user_message}", err=True)
         sys.exit(1)
+    except OSError as exc:  # a folder that cannot be made or read at start-up
+        click.echo(f"vidgen: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        sys.exit(1)

@@ -183,6 +183,11 @@ class JobSettings:
     poll_seconds: float = setting(
         0.5, "how often an idle worker looks for work", exclusive_minimum=0
     )
+    backend_takeover_seconds: float = setting(
+        120.0,
+        "past its lease, how long a job waits for its backend's worker before another takes it",
+        minimum=0,
+    )
     max_attempts: int = setting(5, "tries of a transient failure before the job fails", minimum=1)
     retry_backoff_seconds: float = setting(2.0, "first retry delay; doubles each try", minimum=0)
     retry_backoff_max_seconds: float = setting(60.0, "longest retry delay", minimum=0)

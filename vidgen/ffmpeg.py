@@ -14,8 +14,11 @@ under a video's name would make ffmpeg read whatever files that text names
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import logging
+import os
 import queue
 import re
 import signal
@@ -56,6 +59,8 @@ FFPROBE = "ffprobe"
 GLOBAL_OPTIONS = ("-hide_banner", "-nostdin", "-y", "-loglevel", "warning")
 PROGRESS_OPTIONS = ("-progress", "pipe:1", "-nostats")
 TERMINATE_GRACE_SEC = 5.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before any fork: the child only calls it
 POLL_INTERVAL_SEC = 0.1
 MESSAGE_LINES = 3
 # Lines ffmpeg prints after the real cause, saying only that something failed earlier.
@@ -187,7 +192,14 @@ def _ffprobe_json(path: Path, *, count_packets: bool, untrusted: bool) -> dict[s
     argv.append(file_arg(path))
     log.debug("ffprobe argv: %s", argv)
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            preexec_fn=_dying_with_us(),
+        )
     except FileNotFoundError as exc:
         raise FFmpegError("ffprobe is not installed (install the ffmpeg package)") from exc
     except subprocess.TimeoutExpired as exc:
@@ -262,7 +274,11 @@ def ffmpeg_encoders() -> frozenset[str]:
 def _ask_ffmpeg(option: str) -> str:
     try:
         done = subprocess.run(
-            [FFMPEG, "-hide_banner", option], capture_output=True, text=True, check=False
+            [FFMPEG, "-hide_banner", option],
+            capture_output=True,
+            text=True,
+            check=False,
+            preexec_fn=_dying_with_us(),
         )
     except FileNotFoundError as exc:
         raise FFmpegError("ffmpeg is not installed (install the ffmpeg package)") from exc
@@ -325,6 +341,21 @@ def run(
     raise _failure(returncode, _names_only(stderr, _file_arguments(argv)), output)
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """In the child before it becomes ffmpeg: killed when the thread that started it dies, so a
+    worker killed with SIGKILL leaves no ffmpeg running on into the folder of the next attempt.
+    (Linux sends it when the starting *thread* exits; ours waits for ffmpeg, so that is the
+    worker's death.)"""
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl: no signal would come
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _dying_with_us() -> Callable[[], None]:
+    """The ``preexec_fn`` every ffmpeg and ffprobe is started with."""
+    return functools.partial(_die_with_parent, os.getpid())
+
+
 def _arguments(command: Sequence[str] | FFmpegGraph) -> list[str]:
     if isinstance(command, str):
         raise TypeError("pass ffmpeg arguments as a list, not one string")
@@ -358,6 +389,7 @@ def _supervise(
             stderr=subprocess.PIPE,
             text=True,
             errors="replace",
+            preexec_fn=_dying_with_us(),
         )
     except FileNotFoundError as exc:
         raise FFmpegError("ffmpeg is not installed (install the ffmpeg package)") from exc

@@ -450,6 +450,7 @@ class JobOutputs:
     export: str | None = None
     recipe: str | None = None  # the export's sidecar NAME.json, published before the video
     sheets: tuple[str, ...] = ()  # contact sheets (.mp4; each has a .png of the same name)
+    error: str | None = None  # a failed export's report in the outbox, written once
 
     def to_json(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if v is not None and k != "sheets"}

@@ -22,22 +22,22 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("job", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("priority", sa.Integer(), server_default="0", nullable=False))
-        batch_op.add_column(
-            sa.Column("waitsForClips", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
-        batch_op.drop_index("ix_job_claim")
-        batch_op.create_index(
-            "ix_job_claim",
-            ["jobStatus", "runsOn", "waitsForClips", "priority", "createdAt"],
-            unique=False,
-        )
+    # Plain ALTERs, not batch mode: a rebuild of job would drop a table other rows point at.
+    op.add_column("job", sa.Column("priority", sa.Integer(), server_default="0", nullable=False))
+    op.add_column(
+        "job", sa.Column("waitsForClips", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
+    op.drop_index("ix_job_claim", table_name="job")
+    op.create_index(
+        "ix_job_claim", "job", ["jobStatus", "runsOn", "waitsForClips", "priority", "createdAt"]
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("job", schema=None) as batch_op:
-        batch_op.drop_index("ix_job_claim")
-        batch_op.create_index("ix_job_claim", ["jobStatus", "runsOn", "createdAt"], unique=False)
-        batch_op.drop_column("waitsForClips")
-        batch_op.drop_column("priority")
+    op.drop_index("ix_job_claim", table_name="job")
+    op.create_index("ix_job_claim", "job", ["jobStatus", "runsOn", "createdAt"])
+    for name in ("waitsForClips", "priority"):
+        if op.get_bind().dialect.name == "sqlite":
+            op.execute(f'ALTER TABLE job DROP COLUMN "{name}"')  # in place, as in 0003
+        else:
+            op.drop_column("job", name)

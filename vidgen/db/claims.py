@@ -18,7 +18,6 @@ from vidgen.db.jobs import (
     end_job,
     fail_clips,
     request_of,
-    set_project_status,
 )
 from vidgen.db.models import (
     Clip,
@@ -27,7 +26,6 @@ from vidgen.db.models import (
     JobStatus,
     JobType,
     Project,
-    ProjectStatus,
     RunsOn,
 )
 from vidgen.db.queries import sent_prompts
@@ -49,6 +47,7 @@ def claim_next(
     max_attempts: int,
     backend: str | None = None,
     prefer_checkpoint: str | None = None,
+    backend_takeover_seconds: float = 0.0,
 ) -> ClaimedJob | None:
     """Take the next runnable job of this worker's kind, highest priority first, then oldest:
     queued (and due), or abandoned by a worker whose lease ran out. The query leaves out what
@@ -65,7 +64,7 @@ def claim_next(
                     & or_(Job.not_before.is_(None), Job.not_before <= now),
                     (Job.job_status == JobStatus.ACTIVE)
                     & (Job.lease_expires_at < now)
-                    & _collectable_by(backend),
+                    & _collectable_by(backend, backend_takeover_seconds, now),
                 )
             )
             .where(Job.waits_for_clips.is_(False))
@@ -95,14 +94,23 @@ def claim_next(
         return _snapshot(session, job, project_name, worker_id)
 
 
-def _collectable_by(backend: str | None) -> ColumnElement[bool]:
-    """An abandoned job whose prompt sits in a backend's queue: only that backend's worker
-    collects it without running the prompt twice."""
-    return or_(Job.comfy_backend.is_(None), Job.comfy_backend == backend)
+def _collectable_by(
+    backend: str | None, takeover_seconds: float, now: datetime
+) -> ColumnElement[bool]:
+    """An abandoned job whose prompts were sent to a backend waits for that backend's worker (a
+    restarted one collects them best). Past ``takeover_seconds`` after its lease ran out, its
+    worker counts as gone: any backend's worker may finish the job, collecting what the
+    original backend still has (stages/prompts.py) and making the rest anew."""
+    return or_(
+        Job.comfy_backend.is_(None),
+        Job.comfy_backend == backend,
+        Job.lease_expires_at < now - timedelta(seconds=takeover_seconds),
+    )
 
 
 def _runnable(session: Session, job: Job, *, max_attempts: int, now: datetime) -> bool:
-    """Settle the jobs that can no longer run (cancelled, out of tries, failed inputs)."""
+    """Settle the jobs that can no longer run (cancelled, out of tries); an export runs once no
+    clip is being made (one that failed is failed on a worker, which reports it)."""
     if job.cancel_requested:
         end_job(session, job, JobStatus.CANCELLED, "cancelled", now)
         return False
@@ -115,22 +123,18 @@ def _runnable(session: Session, job: Job, *, max_attempts: int, now: datetime) -
             fail_clips(session, job, message)
             return False
     if job.job_type == JobType.EXPORT:
-        return _inputs_ready(session, job, now)
+        return _inputs_ready(session, job)
     return True
 
 
-def _inputs_ready(session: Session, job: Job, now: datetime) -> bool:
+def _inputs_ready(session: Session, job: Job) -> bool:
+    """Every clip ready, or one that will never be: then the export is taken only to fail on a
+    worker, which writes its report into the outbox (stages/export.py)."""
     clips = {c.id: c for c in session.scalars(select(Clip).where(Clip.id.in_(job.input_clip_ids)))}
-    for clip_id in job.input_clip_ids:
-        clip = clips.get(clip_id)
-        if clip is None or clip.clip_status in (ClipStatus.FAILED, ClipStatus.CANCELLED):
-            name = clip.clip_name if clip else clip_id
-            reason = clip.error_message if clip and clip.error_message else "it did not finish"
-            message = f"clip {name} failed: {reason}"
-            end_job(session, job, JobStatus.FAILED, message, now)
-            set_project_status(session, job.project_id, ProjectStatus.FAILED)
-            return False
-    if all(clips[c].clip_status == ClipStatus.READY for c in job.input_clip_ids):
+    statuses = [clips[c].clip_status if c in clips else None for c in job.input_clip_ids]
+    if any(s in (None, ClipStatus.FAILED, ClipStatus.CANCELLED) for s in statuses):
+        return True
+    if all(s == ClipStatus.READY for s in statuses):
         return True
     # A clip is being made again (a newer manifest retried it): wait for it out of the walk.
     job.waits_for_clips = True

@@ -167,6 +167,33 @@ def renew_lease(
         return LeaseState.CANCEL_REQUESTED if job.cancel_requested else LeaseState.OURS
 
 
+def lease_states(
+    database: Database, job_ids: Sequence[str], worker_id: str
+) -> dict[str, LeaseState]:
+    """Each job's state for the worker holding it, read without writing (the short poll that
+    brings a cancel to a worker between its lease renewals). A cancel counts even when the job
+    is no longer ours: whoever holds it stops it too."""
+    with database.session() as session:
+        rows = {
+            row.id: row
+            for row in session.execute(
+                select(Job.id, Job.job_status, Job.worker_id, Job.cancel_requested).where(
+                    Job.id.in_(job_ids)
+                )
+            )
+        }
+    states = {}
+    for job_id in job_ids:
+        row = rows.get(job_id)
+        if row is not None and row.cancel_requested:
+            states[job_id] = LeaseState.CANCEL_REQUESTED
+        elif row is None or row.job_status != JobStatus.ACTIVE or row.worker_id != worker_id:
+            states[job_id] = LeaseState.LOST
+        else:
+            states[job_id] = LeaseState.OURS
+    return states
+
+
 def report_progress(
     database: Database, job_id: str, worker_id: str, percent: float, stage: str
 ) -> LeaseState:
@@ -451,6 +478,8 @@ class ClipFile:
     clip_id: str
     clip_name: str
     file_path: str | None
+    clip_status: ClipStatus
+    error_message: str | None
     seed: int = 0  # the settings a contact sheet's label may show
     cfg: float = 0.0
     steps: int = 0
@@ -465,6 +494,8 @@ def clip_files(database: Database, clip_ids: Sequence[str]) -> list[ClipFile]:
             clip_id,
             row.clip_name,
             row.file_path,
+            ClipStatus(row.clip_status),
+            row.error_message,
             row.seed_value,
             row.cfg_scale,
             row.steps_count,

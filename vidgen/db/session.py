@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ from vidgen.errors import DatabaseUnavailable
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
+_MIGRATION_LOCK = "vidgen_migrations"
+_MIGRATION_LOCK_SECONDS = 600
 
 
 @dataclass
@@ -115,12 +118,50 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def upgrade(database: Database) -> None:
-    """Apply every Alembic migration (also run at start)."""
+    """Apply every Alembic migration (also run at start). Any number of processes may call it at
+    once: the migrations run under a lock, so the first one migrates and the rest find it done.
+
+    Raises:
+        DatabaseUnavailable: the database cannot be reached, or another process holds the lock
+            for longer than ``_MIGRATION_LOCK_SECONDS``.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    try:
+        with _migration_lock(database), database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except DBAPIError as exc:
+        raise DatabaseUnavailable(f"the database is unavailable ({exc.orig})") from exc
+
+
+@contextmanager
+def _migration_lock(database: Database) -> Iterator[None]:
+    """Held while migrating: a MariaDB named lock (held by the connection, so it goes with a
+    process that dies), or a lock on a file beside the SQLite database (the same)."""
+    path = sqlite_file(database.engine.url.render_as_string(hide_password=False))
+    if path is not None:
+        with (path.parent / f"{path.name}.migrating").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+            yield
+        return
+    if not database.is_mysql:
+        yield
+        return
+    with database.engine.connect() as connection:
+        query = text("SELECT GET_LOCK(:name, :seconds)")
+        got = connection.execute(
+            query, {"name": _MIGRATION_LOCK, "seconds": _MIGRATION_LOCK_SECONDS}
+        ).scalar()
+        if got != 1:
+            raise DatabaseUnavailable(
+                f"another vidgen has been migrating the database for over "
+                f"{_MIGRATION_LOCK_SECONDS} s; try again when it is done"
+            )
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _MIGRATION_LOCK})
 
 
 @dataclass(frozen=True, slots=True)
