@@ -17,6 +17,14 @@ from typing import Any
 
 import pytest
 
+from stages.comfyui_steps import (
+    ComfyUIStep,
+    StepPrompt,
+    interpolate_step,
+    step_prompts,
+    upscale_step,
+)
+from stages.shapes import VideoShape
 from vidgen.specs import (
     ClipSpec,
     Engine,
@@ -480,3 +488,35 @@ def test_resolve_model_name_completes_a_missing_extension() -> None:
     assert resolve_model_name("sudo_rife4_269.662_testV1_scale1", choices) == choices[2]
     assert resolve_model_name("rife46", choices) is None
     assert resolve_model_name("model", ["model.ckpt", "model.safetensors"]) is None  # ambiguous
+
+
+@pytest.mark.parametrize("stage", ["upscale", "interpolate"])
+def test_comfyui_steps_write_ffv1_between_stages_unless_too_big_to_upload(
+    stage: str, tmp_path: Path
+) -> None:
+    def step(width: int, seconds: float) -> ComfyUIStep:
+        shape = VideoShape(width, width, 8.0, seconds)
+        output = tmp_path / f"02_comfyui_{stage}.mp4"
+        if stage == "upscale":
+            return upscale_step("RealESRGAN_x4plus.pth", 2, tmp_path / "in.mp4", shape, output, 16)
+        return interpolate_step("rife47.pth", 24.0, tmp_path / "in.mp4", shape, output)
+
+    def combine(prompt: StepPrompt) -> dict[str, Any]:
+        node = next(n for n in prompt.graph.values() if n["class_type"] == "VHS_VideoCombine")
+        inputs: dict[str, Any] = node["inputs"]
+        return inputs
+
+    small = step(256, 2.0)
+    (first, *_) = prompts = step_prompts(small, "job1", "in.mp4")
+    assert small.lossless
+    assert small.output.suffix == ".mkv"
+    assert {p.output.suffix for p in prompts} == {".mkv"}
+    assert (combine(first)["format"], combine(first)["pix_fmt"]) == ("video/ffv1-mkv", "bgra")
+    assert "crf" not in combine(first)
+    assert all(check_graph(p.graph, OBJECT_INFO) == [] for p in prompts)
+    # 1024² frames for 6 s would pass ComfyUI's 100 MB upload limit as FFV1: they stay h264
+    big = step(512 if stage == "upscale" else 1024, 6.0)
+    (first, *_) = step_prompts(big, "job1", "in.mp4")
+    assert not big.lossless
+    assert big.output.suffix == first.output.suffix == ".mp4"
+    assert (combine(first)["format"], combine(first)["crf"]) == ("video/h264-mp4", 19)

@@ -19,6 +19,21 @@ Link = list[str | int]
 VIDEO_FORMAT = "video/h264-mp4"
 PIXEL_FORMAT = "yuv420p"
 CRF = 19
+# Between ComfyUI stages: FFV1 in 8-bit RGB keeps every pixel VHS is handed (its own default,
+# rgba64le, doubles the bytes for nothing), so quality is lost once, at the final encode.
+LOSSLESS_FORMAT = "video/ffv1-mkv"
+LOSSLESS_SUFFIX = ".mkv"
+_DELIVERY_WIDGETS = {"format": VIDEO_FORMAT, "pix_fmt": PIXEL_FORMAT, "crf": CRF}
+_LOSSLESS_WIDGETS = {
+    "format": LOSSLESS_FORMAT,
+    "pix_fmt": "bgra",
+    "level": "3",
+    "coder": "1",
+    "context": "1",
+    "gop_size": 1,
+    "slices": "16",
+    "slicecrc": "1",
+}
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -74,8 +89,11 @@ def filename_prefix(job_id: str, label: str) -> str:
     return f"vidgen/{job_id}/{label}"
 
 
-def add_video_combine(builder: GraphBuilder, images: Link, frame_rate: float, prefix: str) -> str:
-    """VHS_VideoCombine writing an h264 mp4 (yuv420p) at ``frame_rate`` into ComfyUI's output."""
+def add_video_combine(
+    builder: GraphBuilder, images: Link, frame_rate: float, prefix: str, *, lossless: bool = False
+) -> str:
+    """VHS_VideoCombine writing an h264 mp4 (yuv420p) at ``frame_rate`` into ComfyUI's output,
+    or with ``lossless`` an FFV1 mkv (8-bit RGB) for another stage to read."""
     return builder.add(
         "VHS_VideoCombine",
         {
@@ -83,11 +101,9 @@ def add_video_combine(builder: GraphBuilder, images: Link, frame_rate: float, pr
             "frame_rate": frame_rate,
             "loop_count": 0,
             "filename_prefix": prefix,
-            "format": VIDEO_FORMAT,
             # The format's own widgets are flat inputs; sent explicitly so the result does not
             # depend on VHS's defaults (docs/comfyui.md#nodes-vidgen-builds-with).
-            "pix_fmt": PIXEL_FORMAT,
-            "crf": CRF,
+            **(_LOSSLESS_WIDGETS if lossless else _DELIVERY_WIDGETS),
             "save_metadata": True,
             "trim_to_audio": False,
             "pingpong": False,
