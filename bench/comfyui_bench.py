@@ -272,7 +272,7 @@ def describe(url: str | None) -> str:
         return "the ComfyUI double"
     stats = httpx.get(f"{url}/system_stats", timeout=30, trust_env=False).json()
     device = stats["devices"][0]
-    return f"ComfyUI {stats['system']['comfyui_version']} on {device['type']} ({device['name']})"
+    return f"ComfyUI {stats['system']['comfyui_version']}, {device['name']}"
 
 
 def _ms(values: list[float]) -> str:
