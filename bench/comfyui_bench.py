@@ -50,6 +50,8 @@ DOUBLE_STEP_SECONDS = 0.05
 FRAMES = 8
 STEPS = 2
 TARGET_FPS = 24
+ENCODE_SIZE = 512  # VHS's own cost per format, measured apart from the models
+ENCODE_FRAMES = 16
 
 # VHS_VideoCombine inputs per intermediate; "format" picks VHS's preset, the rest are its widgets.
 FORMATS: dict[str, dict[str, Any]] = {
@@ -267,6 +269,52 @@ def export_steps(
     return results
 
 
+def encode_cost(
+    client: ComfyUIClient, work: Path, repeats: int
+) -> dict[str, list[tuple[float, int]]]:
+    """VHS_VideoCombine alone per format: one noisy frame (a worst case for FFV1, which codes
+    each frame on its own) repeated ENCODE_FRAMES times; execution seconds and bytes written.
+    The loader and the batch are cached after the first prompt, so execution is the encode."""
+    frame = work / "noise.png"
+    source = f"testsrc2=size={ENCODE_SIZE}x{ENCODE_SIZE},noise=alls=60:allf=t"
+    run(
+        ["-f", "lavfi", "-i", source, "-frames:v", "1", file_arg(frame)],
+        expected_duration_sec=0.0,
+        output=frame,
+    )
+    name = client.upload(frame, f"vidgen-bench-{uuid.uuid4().hex[:8]}.png")
+    costs: dict[str, list[tuple[float, int]]] = {label: [] for label in FORMATS}
+    for attempt, (label, fmt) in itertools.product(range(repeats + 1), FORMATS.items()):
+        graph: Graph = {
+            "1": {"class_type": "LoadImage", "inputs": {"image": name}},
+            "2": {
+                "class_type": "RepeatImageBatch",
+                "inputs": {"image": ["1", 0], "amount": ENCODE_FRAMES},
+            },
+            "3": {
+                "class_type": "VHS_VideoCombine",
+                "inputs": {
+                    "images": ["2", 0],
+                    "frame_rate": 8.0,
+                    "loop_count": 0,
+                    "filename_prefix": f"vidgen/bench-{uuid.uuid4().hex[:8]}/encode",
+                    **fmt,
+                    "save_metadata": True,
+                    "trim_to_audio": False,
+                    "pingpong": False,
+                    "save_output": True,
+                },
+            },
+        }
+        prompt_id = client.queue_prompt(graph, str(uuid.uuid4()))
+        result = client.follow(prompt_id, lambda _progress: None, lambda: False)
+        output = client.download_video(result, work / f"encode-{uuid.uuid4().hex[:8]}")
+        start, end = server_times(client.base_url, prompt_id)
+        if attempt:  # the first round loads the image
+            costs[label].append((end - start, output.stat().st_size))
+    return costs
+
+
 def describe(url: str | None) -> str:
     if url is None:
         return "the ComfyUI double"
@@ -280,7 +328,11 @@ def _ms(values: list[float]) -> str:
 
 
 def report(
-    server: str, size: int, gen: dict[str, Any], steps: dict[str, list[dict[str, float]]]
+    server: str,
+    size: int,
+    gen: dict[str, Any],
+    steps: dict[str, list[dict[str, float]]],
+    costs: dict[str, list[tuple[float, int]]],
 ) -> str:
     clips = len(gen["executions"])
     rows = [
@@ -309,6 +361,19 @@ def report(
             f"| {med['rife_exec']:.2f} / {med['rife_wall']:.2f} | {med['rife_bytes'] / 1000:.0f} kB "
             f"| {med['encode']:.2f} | {med['total']:.2f} |"
         )
+    rows += [
+        "",
+        f"VHS_VideoCombine alone, {ENCODE_FRAMES} frames of {ENCODE_SIZE}x{ENCODE_SIZE} (one noisy frame "
+        f"repeated: FFV1 codes every frame on its own, h264 predicts the repeats), medians of "
+        f"{len(next(iter(costs.values())))} run(s):",
+        "",
+        "| format | execution s | file |",
+        "| --- | --- | --- |",
+    ]
+    for label, runs in costs.items():
+        seconds = statistics.median(r[0] for r in runs)
+        written = statistics.median(r[1] for r in runs)
+        rows.append(f"| {label} | {seconds:.2f} | {written / 1e6:.2f} MB |")
     return "\n".join(rows) + "\n"
 
 
@@ -353,8 +418,10 @@ def main() -> int:
         gen = generation(database, settings, url, clips, args.size)
         (root / "work").mkdir()
         steps = export_steps(settings, url, gen["clip"], root / "work", repeats)
+        with ComfyUIClient(url, settings.comfyui) as client:
+            costs = encode_cost(client, root / "work", max(repeats, 3))
         database.dispose()
-    body = report(server, args.size, gen, steps)
+    body = report(server, args.size, gen, steps, costs)
     print(body)
     command = "python bench/comfyui_bench.py" + (f" --url {args.url}" if args.url else "")
     title = (

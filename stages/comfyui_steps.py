@@ -23,12 +23,11 @@ from workflows import (
     plan_chunks,
     plan_interpolation,
 )
-from workflows.graph import LOSSLESS_SUFFIX
 
-# An FFV1 frame in 8-bit RGB: up to 3 bytes a pixel on noise, far less on generated pictures.
-LOSSLESS_BYTES_PER_PIXEL = 2.0
+# Lossless h264 of random-weight frames (noise) took 0.4-0.7 bytes a pixel; generated pictures less.
+LOSSLESS_BYTES_PER_PIXEL = 1.0
 # ComfyUI refuses uploads over --max-upload-size (100 MB by default) and the next stage uploads
-# this step's output, so a bigger one stays h264 (lossy, an eighth of the size or less).
+# this step's output, so a bigger one stays at crf 19 (a third of the size or less).
 LOSSLESS_MAX_BYTES = 50_000_000
 
 __all__ = [
@@ -45,8 +44,8 @@ __all__ = [
 class ComfyUIStep:
     """One ComfyUI stage: upload ``input``, run its prompts, leave the result video in ``output``.
 
-    The result holds ``output_frames`` frames of ``output_size`` at ``output_fps``, in FFV1 when
-    ``lossless`` (``output`` ends in .mkv then), else h264. Upscale: every
+    The result holds ``output_frames`` frames of ``output_size`` at ``output_fps``, in h264,
+    lossless (crf 0) when ``lossless``. Upscale: every
     frame ``scale`` times larger (2x = the 4x model, then half size), same count and rate, made in
     ``chunks`` of frames and joined. Interpolate: RIFE with ``multiplier``, i.e.
     ``(n-1)*multiplier+1`` frames written at ``input fps * multiplier``; the next ffmpeg step
@@ -90,7 +89,7 @@ def upscale_step(
         stage="upscale",
         model=model,
         input=source,
-        output=output.with_suffix(LOSSLESS_SUFFIX) if lossless else output,
+        output=output,
         input_shape=shape,
         scale=scale,
         multiplier=1,
@@ -116,7 +115,7 @@ def interpolate_step(
         stage="interpolate",
         model=model,
         input=source,
-        output=output.with_suffix(LOSSLESS_SUFFIX) if lossless else output,
+        output=output,
         input_shape=shape,
         scale=1,
         multiplier=plan.multiplier,
@@ -155,7 +154,7 @@ def step_prompts(step: ComfyUIStep, job_id: str, video_name: str) -> list[StepPr
             StepPrompt(
                 f"upscale_{chunk.index:04d}",
                 build_upscale(video_name, spec, chunk, fps, job_id, lossless=step.lossless),
-                step.output.with_name(f"{step.output.stem}_{chunk.index:04d}{step.output.suffix}"),
+                step.output.with_name(f"{step.output.stem}_{chunk.index:04d}.mp4"),
             )
             for chunk in step.chunks
         ]

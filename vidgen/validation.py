@@ -189,7 +189,7 @@ def describe(plan: ExportPlan) -> list[str]:
             lines.append(
                 f"  {number}. comfyui: {what}{prompts} -> {width}x{height}, "
                 f"{step.output_frames} frames at {step.output_fps:g} fps, "
-                f"{'FFV1 (lossless)' if step.lossless else 'h264'}"
+                f"h264 {'lossless' if step.lossless else 'crf 19'}"
             )
         lines[-1] += f"; about {_megabytes(step.estimated_bytes)}, {step.estimated_sec:.1f} s"
     return lines

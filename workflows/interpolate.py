@@ -73,7 +73,7 @@ def build_interpolate(
     lossless: bool = False,
 ) -> Graph:
     """The interpolation graph; ``video_name`` is the uploaded video, ``source_fps`` its rate;
-    ``lossless`` writes FFV1 instead of h264."""
+    ``lossless`` writes h264 at crf 0 instead of 19."""
     plan = plan_interpolation(source_fps, spec.fps)
     builder = GraphBuilder()
     video = builder.add(

@@ -4,7 +4,7 @@ Shape (docs/comfyui.md#nodes-vidgen-builds-with, captured/graph_upscale_video.js
 
     VHS_LoadVideo(uploaded name, skip_first_frames, frame_load_cap) -> UpscaleModelLoader +
     ImageUpscaleWithModel (x4) [-> ImageScaleBy(0.5, lanczos) for 2x] -> VHS_VideoCombine(h264 mp4,
-    or FFV1 mkv between stages)
+    lossless between stages)
 
 A whole clip of 2048² frames does not fit a 12 GB card, so the caller plans chunks of
 ``ComfyUISettings.upscale_chunk_frames`` with ``plan_chunks``, runs one prompt per chunk (each
@@ -61,7 +61,7 @@ def build_upscale(
     lossless: bool = False,
 ) -> Graph:
     """The upscale graph of one chunk; ``video_name`` is the uploaded video, ``fps`` its rate;
-    ``lossless`` writes FFV1 instead of h264.
+    ``lossless`` writes h264 at crf 0 instead of 19.
 
     Raises:
         ValueError: a scale outside 1..4 (the model's own factor is the most it gives).
