@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import itertools
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -24,44 +22,17 @@ import httpx
 # Run as a script, Python puts bench/ (not the repository) on sys.path; bench/ and tests/ live there.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import bench_settings, percentile, write_section
+from bench.report import bench_settings, double_process, percentile, write_section
 from stages.pool import make_workers
 from stages.worker import Worker
 from tests.fixtures.pipeline import queue_clip, text_clip
-from tests.mariadb import free_port, throwaway_mariadb
+from tests.mariadb import throwaway_mariadb
 from vidgen.config import Settings
 from vidgen.db.models import Job
 from vidgen.db.session import Database, open_database, upgrade
 
 STEPS = 20
 STEP_SECONDS = 0.1  # 20 steps: the double's execution takes about 2 s a clip
-
-
-@contextmanager
-def double_process(root: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.comfyui_double",
-            "--port",
-            str(port),
-            "--root",
-            str(root),
-            "--step-seconds",
-            str(STEP_SECONDS),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        process.stdout.readline()  # "listening on …"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def settings_for(root: Path, url: str, backends: list[str]) -> Settings:
@@ -130,8 +101,8 @@ def main() -> int:
         url = stack.enter_context(throwaway_mariadb())
         database = open_database(url)
         upgrade(database)
-        first = stack.enter_context(double_process(root / "comfyui-a"))
-        second = stack.enter_context(double_process(root / "comfyui-b"))
+        first = stack.enter_context(double_process(root / "comfyui-a", STEP_SECONDS))
+        second = stack.enter_context(double_process(root / "comfyui-b", STEP_SECONDS))
 
         one = settings_for(root / "one", url, [first])
         wall_one = run_batch(database, one, 20, "oneBackend")

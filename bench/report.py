@@ -6,10 +6,14 @@ from __future__ import annotations
 import platform
 import re
 import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tests.mariadb import free_port
 from vidgen.config import Settings, load_settings
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -66,3 +70,33 @@ def bench_settings(root: Path, url: str, **sections: Any) -> Settings:
         **sections,
     }
     return load_settings(None, {}, overrides=overrides)
+
+
+@contextmanager
+def double_process(root: Path, step_seconds: float) -> Iterator[str]:
+    """The ComfyUI double as a process of its own on a free port, ``step_seconds`` per sampler
+    step; yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.comfyui_double",
+            "--port",
+            str(port),
+            "--root",
+            str(root),
+            "--step-seconds",
+            str(step_seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=BENCHMARKS.parent.parent,
+    )
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()  # "listening on …"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -1,6 +1,6 @@
 """Every benchmark, one after another; each writes its own section of docs/benchmarks.md.
 
-    .venv/bin/python bench/run_all.py            (about 5 minutes on 2 cores)
+    .venv/bin/python bench/run_all.py            (about 7 minutes on 2 cores)
 
 Run it on a quiet machine: the numbers are wall-clock times.
 """
@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
     "intake_bench.py",
     "generate_bench.py",
+    "comfyui_bench.py",
     "export_bench.py",
     "sheet_bench.py",
     "status_bench.py",

@@ -24,6 +24,12 @@ from workflows import (
     plan_interpolation,
 )
 
+# Lossless h264 of random-weight frames (noise) took 0.4-0.7 bytes a pixel; generated pictures less.
+LOSSLESS_BYTES_PER_PIXEL = 1.0
+# ComfyUI refuses uploads over --max-upload-size (100 MB by default) and the next stage uploads
+# this step's output, so a bigger one stays at crf 19 (a third of the size or less).
+LOSSLESS_MAX_BYTES = 50_000_000
+
 __all__ = [
     "ComfyUIStep",
     "StepPrompt",
@@ -38,7 +44,8 @@ __all__ = [
 class ComfyUIStep:
     """One ComfyUI stage: upload ``input``, run its prompts, leave the result video in ``output``.
 
-    The result holds ``output_frames`` frames of ``output_size`` at ``output_fps``. Upscale: every
+    The result holds ``output_frames`` frames of ``output_size`` at ``output_fps``, in h264,
+    lossless (crf 0) when ``lossless``. Upscale: every
     frame ``scale`` times larger (2x = the 4x model, then half size), same count and rate, made in
     ``chunks`` of frames and joined. Interpolate: RIFE with ``multiplier``, i.e.
     ``(n-1)*multiplier+1`` frames written at ``input fps * multiplier``; the next ffmpeg step
@@ -59,6 +66,7 @@ class ComfyUIStep:
     output_fps: float
     estimated_sec: float
     estimated_bytes: int
+    lossless: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,7 @@ def upscale_step(
 ) -> ComfyUIStep:
     """Real-ESRGAN ``scale``x on ``source``, in chunks of at most ``chunk_frames`` frames."""
     out = replace(shape, width=shape.width * scale, height=shape.height * scale)
+    lossless, size = _intermediate(out.width * out.height, shape.frame_count, shape.fps)
     return ComfyUIStep(
         stage="upscale",
         model=model,
@@ -90,7 +99,8 @@ def upscale_step(
         output_frames=shape.frame_count,
         output_fps=shape.fps,
         estimated_sec=upscale.esrgan_cost_sec(shape.mpx_frames),
-        estimated_bytes=intermediate_bytes(out.width * out.height, shape.frame_count, shape.fps),
+        estimated_bytes=size,
+        lossless=lossless,
     )
 
 
@@ -100,6 +110,7 @@ def interpolate_step(
     """RIFE from ``shape.fps`` towards ``target_fps`` on ``source``."""
     plan = plan_interpolation(shape.fps, target_fps)
     frames = interpolated_frame_count(shape.frame_count, plan.multiplier)
+    lossless, size = _intermediate(shape.width * shape.height, frames, plan.output_fps)
     return ComfyUIStep(
         stage="interpolate",
         model=model,
@@ -114,13 +125,19 @@ def interpolate_step(
         output_frames=frames,
         output_fps=plan.output_fps,
         estimated_sec=interpolate.rife_cost_sec(shape.width * shape.height * frames / 1e6),
-        estimated_bytes=intermediate_bytes(shape.width * shape.height, frames, plan.output_fps),
+        estimated_bytes=size,
+        lossless=lossless,
     )
 
 
-def intermediate_bytes(pixels: int, frames: int, fps: float) -> int:
-    """About the size of a video ComfyUI writes between stages (or a generated clip)."""
-    return encode.encoded_bytes(None, Quality.STANDARD, pixels=pixels, frames=frames, fps=fps)
+def _intermediate(pixels: int, frames: int, fps: float) -> tuple[bool, int]:
+    """Whether a step's output is written lossless, and its estimated size."""
+    lossless = round(LOSSLESS_BYTES_PER_PIXEL * pixels * frames)
+    if lossless <= LOSSLESS_MAX_BYTES:
+        return True, lossless
+    return False, encode.encoded_bytes(
+        None, Quality.STANDARD, pixels=pixels, frames=frames, fps=fps
+    )
 
 
 def upload_name(job_id: str, step: ComfyUIStep) -> str:
@@ -136,12 +153,16 @@ def step_prompts(step: ComfyUIStep, job_id: str, video_name: str) -> list[StepPr
         return [
             StepPrompt(
                 f"upscale_{chunk.index:04d}",
-                build_upscale(video_name, spec, chunk, fps, job_id),
+                build_upscale(video_name, spec, chunk, fps, job_id, lossless=step.lossless),
                 step.output.with_name(f"{step.output.stem}_{chunk.index:04d}.mp4"),
             )
             for chunk in step.chunks
         ]
     spec_fps = InterpolateSpec(fps=round(step.target_fps), engine=Engine.COMFYUI, model=step.model)
     return [
-        StepPrompt("interpolate", build_interpolate(video_name, spec_fps, fps, job_id), step.output)
+        StepPrompt(
+            "interpolate",
+            build_interpolate(video_name, spec_fps, fps, job_id, lossless=step.lossless),
+            step.output,
+        )
     ]

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from typing_extensions import override
 
+from stages import encode
 from stages.clip_files import finish_placed, place_clip
-from stages.comfyui_steps import intermediate_bytes
 from stages.prompts import collect, ensure_prompt, prompt_client
 from stages.worker import JobContext, Stage
 from vidgen.db.queries import SentPrompt
 from vidgen.errors import JobCancelled, StorageError
 from vidgen.ffmpeg import probe
-from vidgen.specs import ClipSpec, GenerationMode
+from vidgen.specs import ClipSpec, GenerationMode, Quality
 from workflows import (
     ComfyUIClient,
     Graph,
@@ -110,7 +110,10 @@ class GenerateStage(Stage):
     def space_needed(self, context: JobContext) -> list[tuple[Path, int]]:
         """The download in the work folder, then the clip placed in storage."""
         clip = context.job.generate.clip
-        size = intermediate_bytes(clip.width * clip.height, clip.frames, clip.frame_rate)
+        pixels = clip.width * clip.height
+        size = encode.encoded_bytes(
+            None, Quality.STANDARD, pixels=pixels, frames=clip.frames, fps=clip.frame_rate
+        )
         return [(context.work_path, 2 * size)]
 
     @staticmethod

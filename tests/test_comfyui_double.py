@@ -445,6 +445,28 @@ def test_video_combine_writes_real_mp4_and_png(
     assert wait_history(comfyui, second)["outputs"]["2"]["gifs"][0]["filename"] == "job42_00002.mp4"
 
 
+@pytest.mark.parametrize("case", ["ffv1_mkv_bgra", "h264_mp4_crf0"])
+def test_lossless_intermediates_match_capture(
+    comfyui: ComfyUIDouble, ws_client: ClientConnection, case: str
+) -> None:
+    """The formats vidgen may write between ComfyUI stages: the file's codec, pixel format and
+    profile as the real VHS wrote them, and the same output entry."""
+    capture = captured("vhs_lossless_formats")["cases"][case]
+    prompt_id = queue_prompt(comfyui, capture["request"]["body"]["prompt"], "test-client")
+    receive_until_done(ws_client, prompt_id)
+    history = wait_history(comfyui, prompt_id)
+    expected = capture["history"]
+    assert history["prompt"][2] == expected["prompt"][2]
+    (gif,) = history["outputs"]["2"]["gifs"]
+    (want,) = expected["outputs"]["2"]["gifs"]
+    assert {k: v for k, v in gif.items() if k != "fullpath"} == {
+        k: v for k, v in want.items() if k != "fullpath"
+    }
+    stream = ffprobe(comfyui.output_dir / gif["filename"])["streams"][0]
+    keys = ("codec_name", "profile", "pix_fmt", "width", "height", "nb_read_frames")
+    assert {k: stream.get(k) for k in keys} == {k: capture["ffprobe"].get(k) for k in keys}
+
+
 def t2v_prompt() -> dict[str, Any]:
     prompt: dict[str, Any] = captured("real_run_t2v_animatediff_cold")["prompt"]
     return prompt

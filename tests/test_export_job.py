@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.comfyui_double import ComfyUIDouble
+from tests.fixtures.comfyui import ComfyUIServer, within
 from tests.fixtures.database import make_settings
 from tests.fixtures.media import MakeClip
 from tests.fixtures.pipeline import (
@@ -78,9 +78,10 @@ def test_a_second_export_takes_the_next_number(
     assert sorted(n.rsplit("_", 1)[1] for n in names if n) == ["001.webm", "002.webm"]
 
 
+@pytest.mark.real_comfyui
 def test_comfyui_upscale_and_interpolation_go_through_the_backend(
     make_clip: MakeClip,
-    comfyui: ComfyUIDouble,
+    comfyui: ComfyUIServer,
     database: Database,
     tmp_path: Path,
     start_worker: StartWorker,
@@ -96,7 +97,7 @@ def test_comfyui_upscale_and_interpolation_go_through_the_backend(
     )
     job_id = queue_export(database, clip_ids, spec, settings.outbox, resolution="64x64")
     start_worker(settings, comfyui.url)
-    job = wait_for(job_ended(database, job_id), timeout=90, what="the export")
+    job = wait_for(job_ended(database, job_id), within(comfyui, 90), what="the export")
     assert job.job_status == "completed", job.error_message
     info = probe(Path(job.output_path or ""))
     assert (info.width, info.height) == (128, 128)

@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from tests.comfyui_double import ComfyUIDouble
-from tests.fixtures.comfyui import ComfyUIFactory
+from tests.fixtures.comfyui import ComfyUIFactory, ComfyUIServer, within
 from tests.fixtures.database import make_settings
 from tests.fixtures.media import make_image
 from tests.fixtures.pipeline import (
@@ -32,13 +34,14 @@ def _settings_for(tmp_path: Path, database: Database, *urls: str) -> Settings:
     return make_settings(tmp_path, url, comfyui={"urls": list(urls)})
 
 
+@pytest.mark.real_comfyui
 def test_text_to_video_makes_a_ready_clip_with_thumbnail(
-    comfyui: ComfyUIDouble, database: Database, tmp_path: Path, start_worker: StartWorker
+    comfyui: ComfyUIServer, database: Database, tmp_path: Path, start_worker: StartWorker
 ) -> None:
     settings = _settings_for(tmp_path, database, comfyui.url)
     clip_id, job_id = queue_clip(database, text_clip(settings, frames=16, width=64, height=48))
     start_worker(settings, comfyui.url)
-    job = wait_for(job_ended(database, job_id), what="the generate job")
+    job = wait_for(job_ended(database, job_id), within(comfyui, 30), what="the generate job")
     assert job.job_status == "completed", job.error_message
     clip = clip_row(database, clip_id)
     assert clip.clip_status == "ready"
@@ -62,8 +65,9 @@ def test_text_to_video_makes_a_ready_clip_with_thumbnail(
     assert not work.exists() or not any(work.rglob("*"))
 
 
+@pytest.mark.real_comfyui
 def test_image_to_video_uploads_the_reference(
-    comfyui: ComfyUIDouble, database: Database, tmp_path: Path, start_worker: StartWorker
+    comfyui: ComfyUIServer, database: Database, tmp_path: Path, start_worker: StartWorker
 ) -> None:
     settings = _settings_for(tmp_path, database, comfyui.url)
     image = make_image(tmp_path / "girl.png")
@@ -72,14 +76,14 @@ def test_image_to_video_uploads_the_reference(
     )
     clip_id, job_id = queue_clip(database, spec)
     start_worker(settings, comfyui.url)
-    job = wait_for(job_ended(database, job_id), what="the generate job")
+    job = wait_for(job_ended(database, job_id), within(comfyui, 30), what="the generate job")
     assert job.job_status == "completed", job.error_message
-    uploaded = list(comfyui.input_dir.glob(f"vidgen-{job_id}*"))
+    uploaded = comfyui.uploaded(f"vidgen-{job_id}*")
     assert len(uploaded) == 1
     graph = comfyui.prompts_received[0].prompt
     assert any(n["class_type"] == "IPAdapterAdvanced" for n in graph.values())
     load = next(n for n in graph.values() if n["class_type"] == "LoadImage")
-    assert load["inputs"]["image"] == uploaded[0].name
+    assert load["inputs"]["image"] == uploaded[0]
     assert probe(Path(clip_row(database, clip_id).file_path or "")).frame_count == 8
 
 

@@ -19,6 +19,7 @@ from status import create_app
 from status.context import status_context
 from status.events import event_id
 from tests.comfyui_double import ComfyUIDouble
+from tests.fixtures.comfyui import ComfyUIServer, within
 from tests.fixtures.database import make_settings
 from tests.fixtures.media import MakeClip, make_image
 from tests.fixtures.pipeline import MountTmpfs, wait_for
@@ -63,8 +64,9 @@ def _url(database: Database) -> str:
     return database.engine.url.render_as_string(hide_password=False)
 
 
+@pytest.mark.real_comfyui
 def test_a_text_to_video_manifest_reaches_the_outbox(
-    comfyui: ComfyUIDouble, database: Database, tmp_path: Path, start_vidgen: StartVidgen
+    comfyui: ComfyUIServer, database: Database, tmp_path: Path, start_vidgen: StartVidgen
 ) -> None:
     settings = make_settings(tmp_path, _url(database), comfyui={"urls": [comfyui.url]})
     start_vidgen(settings)
@@ -76,7 +78,9 @@ def test_a_text_to_video_manifest_reaches_the_outbox(
         "  - prompt: the fox jumps over a log\n"
         "export: {transition: {type: fade, duration: 0.5}, quality: draft}\n",
     )
-    exports = wait_for(lambda: _outputs(settings.outbox, ".mp4"), timeout=90, what="the export")
+    exports = wait_for(
+        lambda: _outputs(settings.outbox, ".mp4"), within(comfyui, 90), what="the export"
+    )
     assert [p.name[8:] for p in exports] == ["_foxRun_export_001.mp4"]
     info = probe(exports[0])
     assert (info.width, info.height, info.codec) == (64, 64, "h264")
@@ -216,8 +220,9 @@ def _shown_to_people(settings: Settings, database: Database, tmp_path: Path) -> 
     return texts
 
 
+@pytest.mark.real_comfyui
 def test_an_image_to_video_manifest_uploads_its_reference(
-    comfyui: ComfyUIDouble, database: Database, tmp_path: Path, start_vidgen: StartVidgen
+    comfyui: ComfyUIServer, database: Database, tmp_path: Path, start_vidgen: StartVidgen
 ) -> None:
     settings = make_settings(tmp_path, _url(database), comfyui={"urls": [comfyui.url]})
     inbox = settings.inboxes[0].path
@@ -229,10 +234,12 @@ def test_an_image_to_video_manifest_uploads_its_reference(
         "girl.yaml",
         "prompt: a girl smiling\nimage: refs/girl.png\nresolution: 64x64\nframes: 8\nsteps: 2\n",
     )
-    outputs = wait_for(lambda: _outputs(settings.outbox, ".mp4"), timeout=90, what="the video")
+    outputs = wait_for(
+        lambda: _outputs(settings.outbox, ".mp4"), within(comfyui, 90), what="the video"
+    )
     info = probe(outputs[0])
     assert (info.width, info.height, info.frame_count) == (64, 64, 8)
-    assert list(comfyui.input_dir.glob("vidgen-*.png"))
+    assert comfyui.uploaded("vidgen-*.png")
     assert (inbox / "refs" / "girl.png").exists()  # inputs are copied, never taken away
 
 

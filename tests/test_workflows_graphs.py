@@ -17,6 +17,14 @@ from typing import Any
 
 import pytest
 
+from stages.comfyui_steps import (
+    ComfyUIStep,
+    StepPrompt,
+    interpolate_step,
+    step_prompts,
+    upscale_step,
+)
+from stages.shapes import VideoShape
 from vidgen.specs import (
     ClipSpec,
     Engine,
@@ -482,3 +490,31 @@ def test_resolve_model_name_completes_a_missing_extension() -> None:
     assert resolve_model_name("sudo_rife4_269.662_testV1_scale1", choices) == choices[2]
     assert resolve_model_name("rife46", choices) is None
     assert resolve_model_name("model", ["model.ckpt", "model.safetensors"]) is None  # ambiguous
+
+
+@pytest.mark.parametrize("stage", ["upscale", "interpolate"])
+def test_comfyui_steps_write_lossless_h264_between_stages_unless_too_big_to_upload(
+    stage: str, tmp_path: Path
+) -> None:
+    def step(width: int, seconds: float) -> ComfyUIStep:
+        shape = VideoShape(width, width, 8.0, seconds)
+        output = tmp_path / f"02_comfyui_{stage}.mp4"
+        if stage == "upscale":
+            return upscale_step("RealESRGAN_x4plus.pth", 2, tmp_path / "in.mp4", shape, output, 16)
+        return interpolate_step("rife47.pth", 24.0, tmp_path / "in.mp4", shape, output)
+
+    def combine(prompt: StepPrompt) -> tuple[str, str, int]:
+        node = next(n for n in prompt.graph.values() if n["class_type"] == "VHS_VideoCombine")
+        return node["inputs"]["format"], node["inputs"]["pix_fmt"], node["inputs"]["crf"]
+
+    small = step(256, 2.0)
+    prompts = step_prompts(small, "job1", "in.mp4")
+    assert small.lossless
+    assert {combine(p) for p in prompts} == {("video/h264-mp4", "yuv420p", 0)}
+    assert all(check_graph(p.graph, OBJECT_INFO) == [] for p in prompts)
+    # 1024² frames for 6 s would pass ComfyUI's 100 MB upload limit: they stay at crf 19
+    big = step(512 if stage == "upscale" else 1024, 6.0)
+    assert not big.lossless
+    assert {combine(p) for p in step_prompts(big, "job1", "in.mp4")} == {
+        ("video/h264-mp4", "yuv420p", 19)
+    }

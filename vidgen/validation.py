@@ -240,7 +240,8 @@ def describe(plan: ExportPlan) -> list[str]:
             prompts = f" in {len(step.chunks)} prompts" if len(step.chunks) > 1 else ""
             lines.append(
                 f"  {number}. comfyui: {what}{prompts} -> {width}x{height}, "
-                f"{step.output_frames} frames at {step.output_fps:g} fps"
+                f"{step.output_frames} frames at {step.output_fps:g} fps, "
+                f"h264 {'lossless' if step.lossless else 'crf 19'}"
             )
         lines[-1] += f"; about {_megabytes(step.estimated_bytes)}, {step.estimated_sec:.1f} s"
     return lines

@@ -65,9 +65,15 @@ def interpolated_frame_count(frame_count: int, multiplier: int) -> int:
 
 
 def build_interpolate(
-    video_name: str, spec: InterpolateSpec, source_fps: float, job_id: str
+    video_name: str,
+    spec: InterpolateSpec,
+    source_fps: float,
+    job_id: str,
+    *,
+    lossless: bool = False,
 ) -> Graph:
-    """The interpolation graph; ``video_name`` is the uploaded video, ``source_fps`` its rate."""
+    """The interpolation graph; ``video_name`` is the uploaded video, ``source_fps`` its rate;
+    ``lossless`` writes h264 at crf 0 instead of 19."""
     plan = plan_interpolation(source_fps, spec.fps)
     builder = GraphBuilder()
     video = builder.add(
@@ -98,7 +104,8 @@ def build_interpolate(
             "batch_size": BATCH_SIZE,
         },
     )
-    add_video_combine(builder, link(rife), plan.output_fps, filename_prefix(job_id, "interpolate"))
+    prefix = filename_prefix(job_id, "interpolate")
+    add_video_combine(builder, link(rife), plan.output_fps, prefix, lossless=lossless)
     return builder.build()
 
 

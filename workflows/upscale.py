@@ -3,7 +3,8 @@
 Shape (docs/comfyui.md#nodes-vidgen-builds-with, captured/graph_upscale_video.json)::
 
     VHS_LoadVideo(uploaded name, skip_first_frames, frame_load_cap) -> UpscaleModelLoader +
-    ImageUpscaleWithModel (x4) [-> ImageScaleBy(0.5, lanczos) for 2x] -> VHS_VideoCombine(h264 mp4)
+    ImageUpscaleWithModel (x4) [-> ImageScaleBy(0.5, lanczos) for 2x] -> VHS_VideoCombine(h264 mp4,
+    lossless between stages)
 
 A whole clip of 2048² frames does not fit a 12 GB card, so the caller plans chunks of
 ``ComfyUISettings.upscale_chunk_frames`` with ``plan_chunks``, runs one prompt per chunk (each
@@ -51,9 +52,16 @@ def plan_chunks(frame_count: int, chunk_frames: int) -> list[FrameChunk]:
 
 
 def build_upscale(
-    video_name: str, spec: UpscaleSpec, chunk: FrameChunk, fps: float, job_id: str
+    video_name: str,
+    spec: UpscaleSpec,
+    chunk: FrameChunk,
+    fps: float,
+    job_id: str,
+    *,
+    lossless: bool = False,
 ) -> Graph:
-    """The upscale graph of one chunk; ``video_name`` is the uploaded video, ``fps`` its rate.
+    """The upscale graph of one chunk; ``video_name`` is the uploaded video, ``fps`` its rate;
+    ``lossless`` writes h264 at crf 0 instead of 19.
 
     Raises:
         ValueError: a scale outside 1..4 (the model's own factor is the most it gives).
@@ -90,5 +98,6 @@ def build_upscale(
             },
         )
         images = link(scaled)
-    add_video_combine(builder, images, fps, filename_prefix(job_id, f"upscale_{chunk.index:04d}"))
+    prefix = filename_prefix(job_id, f"upscale_{chunk.index:04d}")
+    add_video_combine(builder, images, fps, prefix, lossless=lossless)
     return builder.build()

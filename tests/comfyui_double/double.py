@@ -132,6 +132,10 @@ class ComfyUIDouble:
     def input_dir(self) -> Path:
         return self.root_dir / "input"
 
+    def uploaded(self, pattern: str) -> list[str]:
+        """Names of the uploaded files matching ``pattern`` (as a real server's input folder)."""
+        return sorted(p.name for p in self.input_dir.glob(pattern))
+
     @property
     def output_dir(self) -> Path:
         return self.root_dir / "output"

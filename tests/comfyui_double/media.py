@@ -48,6 +48,11 @@ VIDEO_FORMATS: dict[str, tuple[str, list[str]]] = {
     "video/16bit-png": ("mov", ["-c:v", "png"]),
 }
 PIX_FMT_FORMATS = {"mp4", "webm"}
+# Formats whose own widgets VHS hands to ffmpeg as they are: -crf (x264/x265) and -pix_fmt (FFV1,
+# where bgra keeps 8-bit RGB losslessly; VHS's default there is 16-bit rgba64le).
+CRF_FORMATS = {"video/h264-mp4", "video/h265-mp4"}
+FFV1_FORMAT = "video/ffv1-mkv"
+FFV1_DEFAULT_PIX_FMT = "rgba64le"
 
 
 class MediaError(RuntimeError):
@@ -100,6 +105,7 @@ async def write_video(
     fps: float,
     pix_fmt: str | None,
     first_frame: Path,
+    crf: int | None = None,
 ) -> None:
     """Write exactly ``frames`` frames at ``fps`` plus the first frame as PNG, in one ffmpeg run."""
     ext, codec = VIDEO_FORMATS.get(video_format, VIDEO_FORMATS["video/h264-mp4"])
@@ -107,6 +113,10 @@ async def write_video(
     if ext in PIX_FMT_FORMATS:
         # yuv420p needs even sizes; VHS pads to the format's alignment the same way.
         pixels = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-pix_fmt", pix_fmt or "yuv420p"]
+    elif video_format == FFV1_FORMAT:
+        pixels = ["-pix_fmt", pix_fmt or FFV1_DEFAULT_PIX_FMT]
+    if crf is not None and video_format in CRF_FORMATS:
+        codec = [*codec, "-crf", str(crf)]
     argv = [FFMPEG, *QUIET, "-f", "lavfi", "-i", _source(width, height, fps)]
     argv += ["-frames:v", str(frames), *pixels, *codec, "-r", f"{fps:g}", f"file:{path}"]
     argv += ["-frames:v", "1", f"file:{first_frame}"]

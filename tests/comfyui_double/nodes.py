@@ -289,6 +289,7 @@ async def video_combine(ctx: Context, inputs: dict[str, Any]) -> NodeResult:
     for frame in range(1, frames + 1):
         await ctx.progress(frame, frames)
     pix_fmt = inputs.get("pix_fmt")
+    crf = inputs.get("crf")
     await media.write_video(
         video,
         video_format,
@@ -298,6 +299,7 @@ async def video_combine(ctx: Context, inputs: dict[str, Any]) -> NodeResult:
         fps,
         str(pix_fmt) if pix_fmt else None,
         png,
+        crf=int(crf) if isinstance(crf, int | float) and not isinstance(crf, bool) else None,
     )
     entry = {
         "filename": video.name, "subfolder": subfolder, "type": kind, "format": video_format,
