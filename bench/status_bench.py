@@ -305,7 +305,7 @@ def crowd(port: int, clients: int) -> None:
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
                 connection.request("GET", "/api/events")
                 response = connection.getresponse()
-                while line := response.fp.readline():
+                while line := response.readline():  # to the body's end, as a browser reads
                     if line.startswith(b"retry: "):
                         retry_ms = int(line[7:])
                     events += line.startswith(b"event: ")
@@ -438,3 +438,7 @@ def main() -> int:
 @contextmanager
 def _given(url: str) -> Iterator[str]:
     yield url
+
+
+if __name__ == "__main__":
+    sys.exit(main())

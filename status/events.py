@@ -319,9 +319,11 @@ def events() -> Response:
     # poll) and nothing else: no database read, so the pages stay fast for everyone.
     subscription = feed.subscribe(limit=max(1, settings.status.threads - RESERVED_THREADS))
     if subscription is None:
-        return Response(
-            f"retry: {BUSY_RETRY_MS}\n\n", mimetype="text/event-stream", headers=HEADERS
-        )
+        # A body of unknown length, so waitress closes the connection after it rather than keep
+        # it alive: 200 pages waiting to come back must not hold 200 idle connections, which
+        # would fill waitress's connection limit (100) and lock every page out.
+        busy = iter([f"retry: {BUSY_RETRY_MS}\n\n"])
+        return Response(busy, mimetype="text/event-stream", headers=HEADERS)
     try:
         snapshot = initial_state(context.database, request.headers.get("Last-Event-ID"))
     except BaseException:

@@ -684,21 +684,24 @@ def test_a_reconnecting_client_gets_what_it_missed(
 
 
 def test_a_client_beyond_capacity_gets_a_retry_hint_and_nothing_else(
-    settings: Settings, database: Database, seeded: SeededStatus
+    serve_status: ServeStatus, seeded: SeededStatus
 ) -> None:
-    few = replace(settings, status=replace(settings.status, threads=5, sse_max_seconds=30))
-    app = create_app(few, database)
-    first = app.test_client().get("/api/events", buffered=False)
-    next(iter(first.response))
-    second = app.test_client().get("/api/events")  # ends at once: come back in 5 s
-    assert second.status_code == 200  # an EventSource gives up on any other status
-    assert second.mimetype == "text/event-stream"
-    assert _text(second) == "retry: 5000\n\n"
-    assert status_context(app).feed.subscriber_count == 1
-    first.close()
-    assert _counts([_text(app.test_client().get("/api/events", buffered=False))])
+    base = serve_status(threads=5, sse_max_seconds=30)  # room for one stream
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as first:
+        first.sendall(b"GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        received = b""
+        while b"event: counts" not in received:  # it streams: the one thread is taken
+            received += first.recv(65536)
+        second = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        second.request("GET", "/api/events")
+        answer = second.getresponse()
+        assert answer.status == 200  # an EventSource gives up for good on any other status
+        assert answer.getheader("Content-Type", "").startswith("text/event-stream")
+        assert answer.read() == b"retry: 5000\n\n"  # come back in 5 s, and nothing else
+        assert answer.getheader("Connection") == "close"  # no idle connection held for it
+        second.close()
     assert seeded.running_job_id
-    status_context(app).feed.stop()
 
 
 def test_a_client_that_leaves_frees_its_stream(
