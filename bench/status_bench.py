@@ -392,7 +392,7 @@ def report_crowd(results: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "| live jobs | first event message | streams served / turned away (retry only) "
+        "| live jobs | first event message | answers of `retry:` alone (clients turned away) "
         "in the run | resident memory after, now / peak |",
         "| --- | --- | --- | --- |",
     ]
@@ -401,7 +401,7 @@ def report_crowd(results: dict[str, Any]) -> str:
         tally, (now, peak) = found["tally"], found["rss"]
         lines.append(
             f"| {live:,} | {found['first_bytes'] / 1024:.1f} KiB "
-            f"| {tally['streams']} / {tally['turned_away']} (errors: {tally['errors']}) "
+            f"| {tally['turned_away']} (connection errors: {tally['errors']}) "
             f"| {now:.0f} / {peak:.0f} MB |"
         )
     lines += [
