@@ -1,9 +1,12 @@
 """Status page benchmark: with 10,000 jobs in MariaDB, the jobs page and /api/jobs latency from a
 client over loopback (waitress), the time from a progress write to an SSE client seeing it, and
-both again with 50 SSE clients connected. Results go to the "Status page" section of
-docs/benchmarks.md.
+both again with 50 SSE clients connected. Then a crowd: 200 EventSource-like clients (in a
+process of their own, reconnecting as a browser does) on the default 16 threads, with 500 and
+2,000 live jobs: the pages' latency, the first event message's size, the server's memory.
+Results go to the "Status page" and "Status page, 200 clients" sections of docs/benchmarks.md.
 
-    python bench/status_bench.py      (from the repository's folder)
+    python bench/status_bench.py           (from the repository's folder)
+    python bench/status_bench.py --crowd   (the crowd alone)
 
 Uses a throwaway MariaDB, or a database of its own on the server VIDGEN_TEST_DATABASE_URL names.
 """
@@ -14,6 +17,8 @@ import http.client
 import json
 import logging
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -44,10 +49,14 @@ THREADS = 64  # waitress threads: each SSE client holds one (see docs/status.md)
 PATHS = ["/", "/?page=100", "/api/jobs", "/api/jobs?page=150"]
 GOAL_PAGE_P99_MS = 100.0
 GOAL_SSE_MS = 1000.0
+CROWD = 200
+CROWD_LIVE = (500, 2000)
+CROWD_THREADS = 16  # status.threads' default
+CROWD_PATHS = ["/", "/api/jobs"]
 
 
-def seed(database: Database) -> None:
-    """10,000 jobs over 100 projects, most finished, some failed, a few live."""
+def seed(database: Database, live: int = 30) -> None:
+    """10,000 jobs over 100 projects, most finished, some failed, the newest ``live`` queued."""
     with database.engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
@@ -78,7 +87,7 @@ def seed(database: Database) -> None:
         session.add_all(clips)
         session.flush()
         rows = [
-            _job_row(n, projects[n % PROJECTS].id, clips[n % PROJECTS].id, start)
+            _job_row(n, projects[n % PROJECTS].id, clips[n % PROJECTS].id, start, live)
             for n in range(JOBS)
         ]
         for first in range(0, JOBS, 1000):
@@ -93,9 +102,9 @@ def _request(n: int) -> dict[str, Any]:
     return GenerateRequest(clip).to_json()
 
 
-def _job_row(n: int, project_id: str, clip_id: str, start: datetime) -> dict[str, Any]:
+def _job_row(n: int, project_id: str, clip_id: str, start: datetime, live: int) -> dict[str, Any]:
     status = "completed" if n % 10 else "failed"
-    if n >= JOBS - 30:
+    if n >= JOBS - live:
         status = "queued"
     created = start + timedelta(seconds=n * 240)
     return {
@@ -114,10 +123,10 @@ def _job_row(n: int, project_id: str, clip_id: str, start: datetime) -> dict[str
     }
 
 
-def _settings(root: Path, url: str, port: int) -> Settings:
+def _settings(root: Path, url: str, port: int, threads: int = THREADS) -> Settings:
     from bench.report import bench_settings  # the repository is on sys.path only from main()
 
-    return bench_settings(root, url, status={"port": port, "threads": THREADS})
+    return bench_settings(root, url, status={"port": port, "threads": threads})
 
 
 @contextmanager
@@ -176,6 +185,8 @@ class SSEClient:
         while line := response.fp.readline():
             if line.startswith(b"data: "):
                 job = json.loads(line[6:])
+                if "id" not in job:  # a counts event
+                    continue
                 with self.changed:
                     self.seen[(job["id"], job["progressPercent"])] = time.perf_counter()
                     self.changed.notify_all()
@@ -280,7 +291,130 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def crowd(port: int, clients: int) -> None:
+    """``clients`` EventSource-like readers (run as ``--crowd-clients``): each reads a stream to
+    its end, waits the ``retry:`` it was given and comes back, until SIGTERM; then prints how
+    many streams were served and how many turned away."""
+    tally = {"streams": 0, "turned_away": 0, "errors": 0}
+    lock = threading.Lock()
+
+    def reader() -> None:
+        while True:
+            retry_ms, events = 2000, 0
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                connection.request("GET", "/api/events")
+                response = connection.getresponse()
+                while line := response.readline():  # to the body's end, as a browser reads
+                    if line.startswith(b"retry: "):
+                        retry_ms = int(line[7:])
+                    events += line.startswith(b"event: ")
+                connection.close()
+                kind = "streams" if events else "turned_away"
+            except OSError:
+                kind = "errors"
+            with lock:
+                tally[kind] += 1
+            time.sleep(retry_ms / 1000)
+
+    for _ in range(clients):
+        threading.Thread(target=reader, daemon=True).start()
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    stopped.wait()
+    with lock:
+        print(json.dumps(tally), flush=True)
+
+
+def rss_mb() -> tuple[float, float]:
+    """This process's resident memory now and at its peak, in MB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def first_message_bytes(database: Database) -> int:
+    """The size of what a new SSE client is sent first."""
+    from status.events import Subscription, initial_state, stream
+
+    body = stream(Subscription(), initial_state(database, None), 1.0, lambda: False)
+    return len(next(body).encode())
+
+
+def measure_crowd(url: str) -> dict[str, Any]:
+    database = open_database(url)
+    upgrade(database)
+    results: dict[str, Any] = {"rss_start": rss_mb()[0]}
+    for live in CROWD_LIVE:
+        seed(database, live)
+        found: dict[str, Any] = {"first_bytes": first_message_bytes(database)}
+        with tempfile.TemporaryDirectory() as root:
+            from tests.mariadb import free_port
+
+            settings = _settings(Path(root), url, free_port(), CROWD_THREADS)
+            with served(settings, database):
+                port = settings.status.port
+                clients = subprocess.Popen(
+                    [sys.executable, __file__, "--crowd-clients", str(port), str(CROWD)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                time.sleep(5)  # every client has come once, some twice
+                found["pages"] = {path: latencies_ms(port, path, REQUESTS) for path in CROWD_PATHS}
+                clients.send_signal(signal.SIGTERM)
+                out, _ = clients.communicate(timeout=30)
+                found["tally"] = json.loads(out)
+        found["rss"] = rss_mb()
+        results[live] = found
+    database.dispose()
+    return results
+
+
+def report_crowd(results: dict[str, Any]) -> str:
+    from bench.report import percentile
+
+    lines = [
+        f"{JOBS:,} jobs in MariaDB, of them 500 or 2,000 queued; `vidgen status` with its default "
+        f"{CROWD_THREADS} threads; {CROWD} EventSource-like clients in a process of their own, "
+        "each reconnecting after the `retry:` it was given, as a browser does. Each request "
+        "timed by the client to its last byte, on one keep-alive connection, while the crowd "
+        "comes and goes. Before issue 10, with 200 clients, `GET /` took p50 2.5 s at 500 live "
+        "jobs and 24.8 s at 2,000, and memory rose to about 400 MB and stayed.",
+        "",
+        "| live jobs | measure | n | p50 ms | p99 ms | max ms | goal |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for live in CROWD_LIVE:
+        for path, values in results[live]["pages"].items():
+            p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+            lines.append(
+                f"| {live:,} | GET {path} | {len(values)} | {p50:.1f} | {p99:.1f} "
+                f"| {max(values):.1f} | p99 < {GOAL_PAGE_P99_MS:.0f} ms |"
+            )
+    lines += [
+        "",
+        "| live jobs | first event message | answers of `retry:` alone (clients turned away) "
+        "in the run | resident memory after, now / peak |",
+        "| --- | --- | --- | --- |",
+    ]
+    for live in CROWD_LIVE:
+        found = results[live]
+        tally, (now, peak) = found["tally"], found["rss"]
+        lines.append(
+            f"| {live:,} | {found['first_bytes'] / 1024:.1f} KiB "
+            f"| {tally['turned_away']} (connection errors: {tally['errors']}) "
+            f"| {now:.0f} / {peak:.0f} MB |"
+        )
+    lines += [
+        "",
+        f"Resident memory of the benchmark process at its start: {results['rss_start']:.0f} MB.",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--crowd-clients"]:
+        crowd(int(sys.argv[2]), int(sys.argv[3]))
+        return 0
     # Run as a script, this folder is first on sys.path; the repository root holds bench/ and
     # tests/ (not installed), whose helpers this script shares.
     sys.path.insert(0, str(REPO))
@@ -288,16 +422,22 @@ def main() -> int:
     from tests.mariadb import own_database, throwaway_mariadb
 
     logging.basicConfig(level=logging.WARNING)
+    crowd_only = sys.argv[1:2] == ["--crowd"]
     given = os.environ.get("VIDGEN_TEST_DATABASE_URL")
-    if given:
-        results = measure_all(own_database(given, "status_bench"))
-    else:
-        with throwaway_mariadb() as url:
-            results = measure_all(url)
-    body = report(results)
-    print(body)
-    write_section("Status page", body, "python bench/status_bench.py")
+    with throwaway_mariadb() if not given else _given(own_database(given, "status_bench")) as url:
+        if not crowd_only:
+            body = report(measure_all(url))
+            print(body)
+            write_section("Status page", body, "python bench/status_bench.py")
+        body = report_crowd(measure_crowd(url))
+        print(body)
+        write_section("Status page, 200 clients", body, "python bench/status_bench.py --crowd")
     return 0
+
+
+@contextmanager
+def _given(url: str) -> Iterator[str]:
+    yield url
 
 
 if __name__ == "__main__":

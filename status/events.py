@@ -5,9 +5,13 @@ The poller reads the jobs whose ``updatedAt`` moved (index ``ix_job_updated``) e
 ``POLL_SECONDS`` while at least one client listens, and stops when the last one leaves. Each poll
 looks ``OVERLAP_SECONDS`` back, because a transaction can commit after a later one whose
 timestamp the cursor has already passed; what was already sent is dropped by (id, updatedAt).
-A client first gets the live (queued and active) jobs, plus what changed since its
-``Last-Event-ID`` when it reconnects; every stream ends after ``status.sseMaxSeconds`` with a
-``retry:`` hint, so no server thread is held forever.
+A client first gets one bounded message, whatever the number of jobs: a ``counts`` event (jobs
+per status, how many are live, whether there are more live jobs than it carries) and at most
+``SNAPSHOT_JOBS`` live jobs, the most recently changed, plus at most as many that changed since
+its ``Last-Event-ID`` when it reconnects; the page fetches the jobs it shows from ``/api/``
+when that is not all of them. A ``counts`` event follows every poll that found changes. Every
+stream ends after ``status.sseMaxSeconds`` with a ``retry:`` hint, so no server thread is held
+forever, and a client beyond the streams the server has threads for gets that hint alone.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, request
@@ -25,7 +30,13 @@ from flask import Blueprint, Response, request
 from status.context import status_context
 from status.serialize import job_json
 from vidgen.db.models import JobStatus
-from vidgen.db.queries import JobSummary, changes_since, latest_job_update, list_live_jobs
+from vidgen.db.queries import (
+    JobSummary,
+    changes_since,
+    latest_job_update,
+    list_live_jobs,
+    status_counts,
+)
 from vidgen.db.session import Database
 from vidgen.errors import VidgenError
 
@@ -44,7 +55,12 @@ RETRY_MS = 2000
 BUSY_RETRY_MS = 5000  # a client turned away for lack of threads polls this slowly
 CATCH_UP_SECONDS = 600  # a Last-Event-ID older than this is ignored: the snapshot must do
 RESERVED_THREADS = 4  # server threads kept free of streams, for pages and the API
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_EVENT_ID_DIGITS = 20  # microseconds since 1970 need 16 digits until the year 2286
+# Jobs in a client's first message (live ones, and as many missed ones on a reconnect): one page
+# of the jobs list, so 200 clients arriving at once cost 200 small reads, never 200 copies of
+# every live job.
+SNAPSHOT_JOBS = 50
 
 
 def event_name(job: JobSummary) -> str:
@@ -60,9 +76,38 @@ def event_id(moment: datetime) -> str:
     return str(int(moment.timestamp() * 1_000_000))
 
 
+def _data(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def format_event(job: JobSummary) -> str:
-    data = json.dumps(job_json(job), ensure_ascii=False, separators=(",", ":"))
+    data = _data(job_json(job))
     return f"event: {event_name(job)}\nid: {event_id(job.updated_at)}\ndata: {data}\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a new client is sent first: the counts and a bounded set of jobs."""
+
+    jobs: list[JobSummary]
+    counts: dict[str, int]
+    live_total: int
+    more: bool  # jobs the client may show were left out: it fetches them
+
+
+def format_counts(counts: dict[str, int], live_total: int, more: bool = False) -> str:
+    """A ``counts`` event; it has no ``id``, so the client's ``Last-Event-ID`` stays a job's."""
+    data = {
+        "statusCounts": counts,
+        "total": sum(counts.values()),
+        "live": live_total,
+        "more": more,
+    }
+    return f"event: counts\ndata: {_data(data)}\n\n"
+
+
+def _live_total(counts: dict[str, int]) -> int:
+    return counts.get(JobStatus.QUEUED, 0) + counts.get(JobStatus.ACTIVE, 0)
 
 
 class Subscription:
@@ -119,12 +164,15 @@ class ChangeFeed:
         with self._lock:
             return self._thread is not None
 
-    def subscribe(self) -> Subscription:
+    def subscribe(self, limit: int | None = None) -> Subscription | None:
+        """A new subscription, or None when ``limit`` clients are subscribed already."""
         subscription = Subscription()
         with self._lock:
             if self._stopped.is_set():
                 subscription.ended = True
                 return subscription
+            if limit is not None and len(self._subscribers) >= limit:
+                return None
             self._subscribers.add(subscription)
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -172,6 +220,9 @@ class ChangeFeed:
     def _poll_once(self, subscribers: list[Subscription]) -> None:
         try:
             events = [format_event(job) for job in self._fresh_changes()]
+            if events:
+                counts = status_counts(self._database)
+                events.append(format_counts(counts, _live_total(counts)))
         except VidgenError as exc:
             # The database is away: streams stay open and catch up when it is back.
             log.warning("status page: cannot read job changes: %s", exc.user_message)
@@ -215,26 +266,34 @@ def _since_last_event(value: str | None) -> datetime | None:
     return moment
 
 
-def initial_state(database: Database, last_event_id: str | None) -> list[JobSummary]:
-    """The live jobs, and on a reconnect what changed since the last event the client saw."""
-    jobs = {job.id: job for job in list_live_jobs(database)}
+def initial_state(database: Database, last_event_id: str | None) -> Snapshot:
+    """The most recently changed live jobs, and on a reconnect what changed since the last
+    event the client saw, each at most ``SNAPSHOT_JOBS``; with the counts per status."""
+    live = list_live_jobs(database, SNAPSHOT_JOBS)
+    jobs = {job.id: job for job in live.jobs}
+    more = live.live_total > len(live.jobs)
     since = _since_last_event(last_event_id)
     if since is not None:
-        for job in changes_since(database, since, BATCH):
+        missed = changes_since(database, since, SNAPSHOT_JOBS + 1)
+        more = more or len(missed) > SNAPSHOT_JOBS
+        for job in missed[:SNAPSHOT_JOBS]:
             jobs.setdefault(job.id, job)
-    return sorted(jobs.values(), key=lambda job: job.updated_at)
+    ordered = sorted(jobs.values(), key=lambda job: job.updated_at)
+    return Snapshot(ordered, live.status_counts, live.live_total, more)
 
 
 def stream(
     subscription: Subscription,
-    snapshot: list[JobSummary],
+    snapshot: Snapshot,
     max_seconds: float,
     disconnected: Callable[[], bool],
-    retry_ms: int = RETRY_MS,
 ) -> Iterator[str]:
     """The body of one SSE response: the snapshot, then live events until the deadline."""
-    yield f"retry: {retry_ms}\n\n"
-    yield "".join(format_event(job) for job in snapshot) or ": no live jobs\n\n"
+    yield (
+        f"retry: {RETRY_MS}\n\n"
+        + format_counts(snapshot.counts, snapshot.live_total, snapshot.more)
+        + "".join(format_event(job) for job in snapshot.jobs)
+    )
     deadline = time.monotonic() + max_seconds
     last_write = time.monotonic()
     while not subscription.ended and not disconnected():
@@ -248,33 +307,35 @@ def stream(
         elif time.monotonic() - last_write >= HEARTBEAT_SECONDS:
             yield ": keep-alive\n\n"
             last_write = time.monotonic()
-    yield f"retry: {retry_ms}\n\n"
+    yield f"retry: {RETRY_MS}\n\n"
 
 
 @bp.get("/api/events")
 def events() -> Response:
     context = status_context()
     feed, settings = context.feed, context.settings
-    # Subscribe before reading the snapshot, so nothing written in between is lost.
-    subscription = feed.subscribe()
+    # Subscribe before reading the snapshot, so nothing written in between is lost. When every
+    # server thread but a few streams already, the client is told to come back later (a slow
+    # poll) and nothing else: no database read, so the pages stay fast for everyone.
+    subscription = feed.subscribe(limit=max(1, settings.status.threads - RESERVED_THREADS))
+    if subscription is None:
+        # A body of unknown length, so waitress closes the connection after it rather than keep
+        # it alive: 200 pages waiting to come back must not hold 200 idle connections, which
+        # would fill waitress's connection limit (100) and lock every page out.
+        busy = iter([f"retry: {BUSY_RETRY_MS}\n\n"])
+        return Response(busy, mimetype="text/event-stream", headers=HEADERS)
     try:
         snapshot = initial_state(context.database, request.headers.get("Last-Event-ID"))
     except BaseException:
         feed.unsubscribe(subscription)
         raise
-    retry_ms = RETRY_MS
-    if feed.subscriber_count > max(1, settings.status.threads - RESERVED_THREADS):
-        # Every server thread but a few is streaming: this client gets the current state and
-        # comes back later (a slow poll), so the pages stay fast for everyone.
-        subscription.end()
-        retry_ms = BUSY_RETRY_MS
     # waitress tells whether the client is gone (with channel_request_lookahead > 0, see
     # server.py); other servers only find out when a write fails.
     disconnected = request.environ.get("waitress.client_disconnected") or (lambda: False)
     response = Response(
-        stream(subscription, snapshot, settings.status.sse_max_seconds, disconnected, retry_ms),
+        stream(subscription, snapshot, settings.status.sse_max_seconds, disconnected),
         mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=HEADERS,
     )
     # Called whether or not the body was read (a HEAD request never reads it).
     response.call_on_close(lambda: feed.unsubscribe(subscription))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, render_template, request, url_for
 
 from status import present
 from status.api import page_arguments
@@ -37,7 +37,10 @@ bp.add_app_template_filter(present.pretty_json, "pretty_json")
 def jobs() -> str:
     page, per_page = page_arguments()
     job_page = list_jobs(status_context().database, page, per_page)
-    return render_template("jobs.html", page=job_page, live=True)
+    # The JSON of the jobs this page shows, which live.js reads again when the first event
+    # message could not carry them all.
+    refresh = url_for("api.jobs", page=job_page.page, perPage=job_page.per_page)
+    return render_template("jobs.html", page=job_page, live=True, refresh=refresh)
 
 
 @bp.get("/projects")
@@ -51,7 +54,8 @@ def project(project_name: str) -> str:
     detail = get_project(status_context().database, project_name)
     if detail is None:
         abort(404, description="There is no project with this name.")
-    return render_template("project.html", detail=detail, live=True)
+    refresh = url_for("api.project", project_name=project_name)
+    return render_template("project.html", detail=detail, live=True, refresh=refresh)
 
 
 @bp.get("/jobs/<job_id>")
@@ -68,6 +72,7 @@ def job(job_id: str) -> str:
         stages=present.job_stages(detail, now),
         timings=present.job_timings(detail, now),
         live=True,
+        refresh=url_for("api.job", job_id=job_id),
     )
 
 

@@ -40,6 +40,7 @@ def job_json(job: JobSummary) -> dict[str, Any]:
         "clipIds": list(job.clip_ids),
         "outputFileName": job.output_file_name,
         "createdAt": iso(job.created_at),
+        "createdAtUs": int(job.created_at.timestamp() * 1_000_000),
         "updatedAt": iso(job.updated_at),
         "updatedAtUs": int(job.updated_at.timestamp() * 1_000_000),
         "startedAt": iso(job.started_at),

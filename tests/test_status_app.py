@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any, cast
@@ -24,6 +24,7 @@ from werkzeug.test import TestResponse
 
 from status import create_app, print_jobs, serve
 from status.context import status_context
+from status.events import SNAPSHOT_JOBS, event_id
 from status.health import BackendHealth
 from status.rejected import RejectedListing, RejectedManifest
 from tests.comfyui_double import ComfyUIDouble
@@ -34,6 +35,7 @@ from tests.fixtures.browser import (
     SeededStatus,
     ServeStatus,
     StatusMedia,
+    add_live_jobs,
     free_port,
     seed_status_data,
 )
@@ -569,13 +571,22 @@ def test_every_page_says_when_an_inbox_is_unavailable(
 # --- server-sent events ---------------------------------------------------------------------------
 
 
-def _events(chunks: list[str]) -> list[tuple[str, dict[str, object]]]:
+def _all_events(chunks: list[str]) -> list[tuple[str, dict[str, Any]]]:
     found = []
     for block in "".join(chunks).split("\n\n"):
         fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
         if "event" in fields:
             found.append((fields["event"], json.loads(fields["data"])))
     return found
+
+
+def _events(chunks: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The job events (progress, completed, error)."""
+    return [(name, data) for name, data in _all_events(chunks) if name != "counts"]
+
+
+def _counts(chunks: list[str]) -> list[dict[str, Any]]:
+    return [data for name, data in _all_events(chunks) if name == "counts"]
 
 
 def test_events_start_with_the_live_jobs_and_end_with_a_retry_hint(
@@ -590,6 +601,43 @@ def test_events_start_with_the_live_jobs_and_end_with_a_retry_hint(
     assert seeded.running_job_id in live
     assert seeded.waiting_job_id in live
     assert seeded.failed_job_id not in live
+    counts = _counts([body])[0]  # before the jobs, for every status
+    assert body.index("event: counts") < body.index("event: progress")
+    assert counts["statusCounts"]["failed"] >= 1
+    assert counts["live"] == len(live)
+    assert counts["more"] is False
+
+
+def _first_message(client: FlaskClient, **headers: str) -> str:
+    response = client.get("/api/events", headers=headers, buffered=False)
+    first = next(iter(cast(Iterable[bytes], response.response))).decode()
+    response.close()
+    return first
+
+
+def test_the_first_message_is_bounded_whatever_the_number_of_live_jobs(
+    client: FlaskClient, database: Database
+) -> None:
+    crowd = add_live_jobs(database, 2000)
+    body = _first_message(client)
+    jobs = _events([body])
+    assert len(jobs) == SNAPSHOT_JOBS
+    assert {data["id"] for _name, data in jobs} == set(crowd[-SNAPSHOT_JOBS:])  # changed last
+    assert len(body.encode()) < SNAPSHOT_JOBS * 1024
+    (counts,) = _counts([body])
+    assert counts["statusCounts"] == {"queued": 2000}
+    assert counts["live"] == 2000
+    assert counts["more"] is True  # the page fetches the jobs it shows
+
+
+def test_a_reconnect_after_many_changes_is_bounded_too(
+    client: FlaskClient, database: Database
+) -> None:
+    since = event_id(datetime.now(UTC) - timedelta(minutes=5))
+    add_live_jobs(database, 2000)
+    body = _first_message(client, **{"Last-Event-ID": since})
+    assert len(_events([body])) <= 2 * SNAPSHOT_JOBS
+    assert _counts([body])[0]["more"] is True
 
 
 def test_events_stream_a_progress_change_and_the_completion(
@@ -617,6 +665,7 @@ def test_events_stream_a_progress_change_and_the_completion(
         if ("completed", 100.0) in kinds:
             break
     assert ("completed", 100.0) in kinds
+    assert _counts(received[2:])[-1]["statusCounts"]["completed"] >= 1  # sent with the changes
     response.close()
     status_context(app).feed.stop()
 
@@ -634,20 +683,25 @@ def test_a_reconnecting_client_gets_what_it_missed(
     assert seeded.running_job_id
 
 
-def test_too_many_streams_turn_into_slow_polls(
-    settings: Settings, database: Database, seeded: SeededStatus
+def test_a_client_beyond_capacity_gets_a_retry_hint_and_nothing_else(
+    serve_status: ServeStatus, seeded: SeededStatus
 ) -> None:
-    few = replace(settings, status=replace(settings.status, threads=5, sse_max_seconds=30))
-    app = create_app(few, database)
-    first = app.test_client().get("/api/events", buffered=False)
-    next(iter(first.response))
-    started = time.monotonic()
-    second = _text(app.test_client().get("/api/events"))  # ends at once, with the state
-    assert time.monotonic() - started < 5
-    assert seeded.running_job_id in second
-    assert "retry: " in second
-    first.close()
-    status_context(app).feed.stop()
+    base = serve_status(threads=5, sse_max_seconds=30)  # room for one stream
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as first:
+        first.sendall(b"GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        received = b""
+        while b"event: counts" not in received:  # it streams: the one thread is taken
+            received += first.recv(65536)
+        second = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        second.request("GET", "/api/events")
+        answer = second.getresponse()
+        assert answer.status == 200  # an EventSource gives up for good on any other status
+        assert answer.getheader("Content-Type", "").startswith("text/event-stream")
+        assert answer.read() == b"retry: 5000\n\n"  # come back in 5 s, and nothing else
+        assert answer.getheader("Connection") == "close"  # no idle connection held for it
+        second.close()
+    assert seeded.running_job_id
 
 
 def test_a_client_that_leaves_frees_its_stream(

@@ -9,16 +9,19 @@ from __future__ import annotations
 import http.client
 import os
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
+from sqlalchemy import update
 
 from status.rejected import NOT_PLAIN
 from tests.fixtures.browser import (
     SeededStatus,
     ServeStatus,
+    add_live_jobs,
     assert_same_site,
     keep_screenshot,
     seed_rejected,
@@ -27,7 +30,7 @@ from tests.fixtures.pipeline import placed_clip, sample_request
 from vidgen.config import Settings
 from vidgen.db.claims import claim_next
 from vidgen.db.jobs import add_generate_job, complete_generate, report_progress
-from vidgen.db.models import Project, RunsOn
+from vidgen.db.models import Job, Project, RunsOn
 from vidgen.db.session import Database
 
 pytestmark = pytest.mark.browser
@@ -252,3 +255,57 @@ def test_screenshots_and_no_sideways_scrolling(
         if keep:
             keep_screenshot(shot, Path(keep) / shot.name)
         page.context.close()
+
+
+def test_more_live_jobs_than_a_page_all_show_with_their_counts(
+    chromium: Browser, serve_status: ServeStatus, database: Database, tmp_path: Path
+) -> None:
+    crowd = add_live_jobs(database, 120)  # 50 a page: page 1 shows the newest, crowd[70:]
+    moved: list[bool] = []
+
+    def move_everything_first(route: Route) -> None:
+        # Between the page and its event stream every job moves on, the ones page 1 shows
+        # first, so the first message (the 50 live jobs changed last) holds none of them.
+        if not moved:
+            now = datetime.now(UTC)
+            _set_jobs(database, crowd[70:], progress_percent=37.0, updated_at=now)
+            _set_jobs(database, crowd[10:70], progress_percent=12.0, updated_at=now + SECOND)
+            _set_jobs(database, crowd[:10], job_status="failed", updated_at=now + SECOND)
+            moved.append(True)
+        route.continue_()
+
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    context.route("**/api/events", move_everything_first)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(serve_status())
+    _wait_live(page)
+    expect(page.locator("ul.counts")).to_have_text("110 queued10 failed")
+    rows = page.locator("tbody tr.job-row")
+    expect(rows).to_have_count(50)
+    page.wait_for_function(  # read again from /api/jobs, since the stream could not carry them
+        "[...document.querySelectorAll('tbody tr.job-row progress')].every(b => b.value === 37)"
+    )
+    assert rows.evaluate_all("rows => rows.map(r => r.dataset.jobId)") == crowd[70:][::-1]
+    page.screenshot(path=str(tmp_path / "crowded-jobs.png"))
+    keep = os.environ.get("VIDGEN_SCREENSHOTS")
+    if keep:
+        keep_screenshot(
+            tmp_path / "crowded-jobs.png", Path(keep) / "crowded-jobs-desktop-light.png"
+        )
+    shown = []
+    for number in (2, 3):
+        page.locator("a[rel=next]").click()
+        expect(page.locator(".pager")).to_contain_text(f"page {number} of 3")
+        _wait_live(page)
+        shown += rows.evaluate_all("rows => rows.map(r => r.dataset.jobId)")
+    assert shown == crowd[:70][::-1]  # with page 1: every job, once
+    context.close()
+
+
+SECOND = timedelta(seconds=1)
+
+
+def _set_jobs(database: Database, ids: list[str], **values: object) -> None:
+    with database.session() as session:
+        session.execute(update(Job).where(Job.id.in_(ids)).values(**values))

@@ -4,6 +4,7 @@
   "use strict";
 
   var CLIP_STATUS = { queued: "queued", active: "generating", completed: "ready", failed: "failed", cancelled: "cancelled" };
+  var COUNTED = ["active", "queued", "failed", "completed", "cancelled"]; // as jobs.html lists them
   var shown = new Map(); // job id -> updatedAtUs of what the page shows
 
   function pad(number) {
@@ -88,12 +89,17 @@
     }
   }
 
+  // A live job the page does not show belongs at the top only when it is newer than every row
+  // there: an older one sits on a later page. The page keeps its length; the oldest row moves on.
   function addRow(job) {
     var body = document.querySelector("tbody[data-prepend]");
     var template = document.getElementById("job-row-template");
     if (!body || !template) return null;
+    var newest = body.querySelector("tr[data-created-us]");
+    if (newest && job.createdAtUs < Number(newest.dataset.createdUs)) return null;
     var row = template.content.firstElementChild.cloneNode(true);
     row.dataset.jobId = job.id;
+    row.dataset.createdUs = String(job.createdAtUs);
     var project = row.querySelector(".project-link");
     project.textContent = job.displayName || job.projectName;
     project.setAttribute("href", "/projects/" + encodeURIComponent(job.projectName));
@@ -102,9 +108,47 @@
     link.setAttribute("href", "/jobs/" + encodeURIComponent(job.id));
     row.querySelector(".job-short").textContent = job.id.slice(0, 8);
     body.insertBefore(row, body.firstChild);
+    var perPage = Number(body.dataset.perPage) || 0;
+    while (perPage && body.rows.length > perPage) body.deleteRow(-1);
     var table = body.closest("table");
     if (table) table.hidden = false;
     return row;
+  }
+
+  function updateCounts(counts) {
+    var list = document.querySelector("ul.counts");
+    if (!list) return;
+    list.textContent = "";
+    COUNTED.forEach(function (status) {
+      var count = counts.statusCounts[status];
+      if (!count) return;
+      var item = document.createElement("li");
+      var badge = document.createElement("span");
+      setBadge(badge, status, count + " " + status);
+      item.appendChild(badge);
+      list.appendChild(item);
+    });
+  }
+
+  // The first event message carries a page of live jobs, not all of them: when jobs were left
+  // out, the page reads the ones it shows from its own JSON (data-refresh).
+  var refreshing = false;
+  function refresh() {
+    var url = document.body.dataset.refresh;
+    if (!url || refreshing || !window.fetch) return;
+    refreshing = true;
+    window.fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (!data) return;
+        (Array.isArray(data.jobs) ? data.jobs : [data]).forEach(function (job) {
+          if (job && job.id) apply(job);
+        });
+      })
+      .catch(function (problem) {
+        if (window.console) window.console.warn("vidgen: could not refresh the jobs", problem);
+      })
+      .then(function () { refreshing = false; });
   }
 
   function apply(job) {
@@ -141,6 +185,15 @@
     var source = new EventSource("/api/events");
     source.addEventListener("open", function () { state("open", "live"); });
     source.addEventListener("error", function () { state("retrying", "reconnecting…"); });
+    source.addEventListener("counts", function (event) {
+      try {
+        var counts = JSON.parse(event.data);
+        updateCounts(counts);
+        if (counts.more) refresh();
+      } catch (problem) {
+        if (window.console) window.console.warn("vidgen: ignored an event", problem);
+      }
+    });
     ["progress", "completed", "error"].forEach(function (type) {
       source.addEventListener(type, function (event) {
         try {

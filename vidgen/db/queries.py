@@ -34,6 +34,7 @@ __all__ = [
     "JobDetail",
     "JobPage",
     "JobSummary",
+    "LiveJobs",
     "LogLine",
     "ManifestView",
     "OutputView",
@@ -48,6 +49,7 @@ __all__ = [
     "list_live_jobs",
     "list_projects",
     "sent_prompts",
+    "status_counts",
 ]
 
 MAX_PER_PAGE = 200
@@ -90,6 +92,16 @@ class JobPage:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.per_page))
+
+
+@dataclass(frozen=True, slots=True)
+class LiveJobs:
+    """The most recently changed live (queued or active) jobs, how many are live in all, and
+    the counts per status over every job."""
+
+    jobs: list[JobSummary]
+    live_total: int
+    status_counts: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,24 +258,36 @@ def list_jobs(database: Database, page: int = 1, per_page: int = 50) -> JobPage:
         )
         found = {row[0].id: row for row in session.execute(_summary_query().where(Job.id.in_(ids)))}
         jobs = _summaries(found[job_id] for job_id in ids if job_id in found)
-        counts = {
-            str(status): int(count)
-            for status, count in session.execute(
-                select(Job.job_status, func.count()).group_by(Job.job_status)
-            )
-        }
+        counts = _status_counts(session)
     return JobPage(jobs, page, per_page, sum(counts.values()), counts)
 
 
-def list_live_jobs(database: Database) -> list[JobSummary]:
-    """The queued and active jobs, oldest first: what a late SSE client needs to catch up."""
+def _status_counts(session: Session) -> dict[str, int]:
+    """Jobs per status (index ix_job_claim, which starts with the status)."""
+    rows = session.execute(select(Job.job_status, func.count()).group_by(Job.job_status))
+    return {str(status): int(count) for status, count in rows}
+
+
+def status_counts(database: Database) -> dict[str, int]:
+    """How many jobs there are in each status."""
+    with database.session() as session:
+        return _status_counts(session)
+
+
+def list_live_jobs(database: Database, limit: int) -> LiveJobs:
+    """At most ``limit`` queued and active jobs, the most recently changed first (what a late
+    SSE client most needs to catch up), with the live total and the counts per status."""
     with database.session() as session:
         rows = session.execute(
             _summary_query()
             .where(Job.job_status.in_(LIVE_STATUSES))
-            .order_by(Job.created_at, Job.id)
+            .order_by(Job.updated_at.desc(), Job.id.desc())
+            .limit(limit)
         )
-        return _summaries(rows)
+        jobs = _summaries(rows)
+        counts = _status_counts(session)
+    live_total = sum(counts.get(str(status), 0) for status in LIVE_STATUSES)
+    return LiveJobs(jobs, live_total, counts)
 
 
 def latest_job_update(database: Database) -> datetime | None:
