@@ -89,14 +89,20 @@
     }
   }
 
-  // A live job the page does not show belongs at the top only when it is newer than every row
-  // there: an older one sits on a later page. The page keeps its length; the oldest row moves on.
+  // A live job the page does not show goes where its age puts it among the rows (newest first;
+  // jobs made in one transaction may arrive in any order); one older than every row of a full
+  // page sits on a later page. The page keeps its length; the oldest row moves on.
   function addRow(job) {
     var body = document.querySelector("tbody[data-prepend]");
     var template = document.getElementById("job-row-template");
     if (!body || !template) return null;
-    var newest = body.querySelector("tr[data-created-us]");
-    if (newest && job.createdAtUs < Number(newest.dataset.createdUs)) return null;
+    var perPage = Number(body.dataset.perPage) || 0;
+    var before = null;
+    var rows = body.querySelectorAll("tr[data-created-us]");
+    for (var i = 0; i < rows.length; i++) {
+      if (Number(rows[i].dataset.createdUs) < job.createdAtUs) { before = rows[i]; break; }
+    }
+    if (!before && perPage && rows.length >= perPage) return null;
     var row = template.content.firstElementChild.cloneNode(true);
     row.dataset.jobId = job.id;
     row.dataset.createdUs = String(job.createdAtUs);
@@ -107,8 +113,7 @@
     link.textContent = job.jobType;
     link.setAttribute("href", "/jobs/" + encodeURIComponent(job.id));
     row.querySelector(".job-short").textContent = job.id.slice(0, 8);
-    body.insertBefore(row, body.firstChild);
-    var perPage = Number(body.dataset.perPage) || 0;
+    body.insertBefore(row, before);
     while (perPage && body.rows.length > perPage) body.deleteRow(-1);
     var table = body.closest("table");
     if (table) table.hidden = false;

@@ -186,27 +186,35 @@ def _fill(folder: Path, leave_bytes: int = 0) -> Path:
     return filler
 
 
-def test_a_full_outbox_fails_the_export_in_words_and_the_next_one_is_delivered(
+def test_a_full_outbox_holds_the_export_saying_so_until_there_is_room(
     make_run: MakeRun, mounts: Mounts, tmp_path: Path
 ) -> None:
     outbox = mounts.tmpfs(tmp_path / "small-outbox", "1m")
-    run = make_run(outbox=str(outbox))
+    run = make_run(outbox=str(outbox), minFreeBytes=0)
     filler = _fill(outbox, leave_bytes=4096)  # room for an error report, not for a video
     run.start()
     (full,) = run.drop(1)
-    failed = wait_for(lambda: _failed_export(run.database), timeout=120, what="the export to fail")
-    assert "is full" in (failed.error_message or "")
-    assert "small-outbox" in (failed.error_message or "")
+    waiting = wait_for(lambda: _waiting_export(run.database), timeout=120, what="the hold")
+    assert "MB in outbox, " in waiting.current_stage  # the outbox as people know it
+    assert waiting.attempts == 0
     assert not [p.name for p in outbox.iterdir() if p.name.startswith(".")]  # no partial file
     assert not [n for n in outputs(outbox) if full.output_pattern.match(n)]
     filler.unlink()
-    run.dropped.remove(full)
     run.drop(1)
     result = run.finish()
     assert result.lost == []
     assert result.stuck == {}
     assert result.prompts_twice == 0
-    assert result.failed == {"failed": 1}  # the one export that met the full disk
+    assert result.failed == {}  # the export waited for the room instead of failing half-way
+
+
+def _waiting_export(database: Database) -> Job | None:
+    with database.session() as session:
+        return (
+            session.query(Job)
+            .filter(Job.job_type == "export", Job.current_stage.like("waiting for disk space%"))
+            .first()
+        )
 
 
 def _failed_export(database: Database) -> Job | None:
@@ -222,7 +230,7 @@ def test_a_full_storage_holds_the_manifest_until_there_is_room(
     make_run: MakeRun, mounts: Mounts, tmp_path: Path
 ) -> None:
     storage = mounts.tmpfs(tmp_path / "small-storage", "2m")
-    run = make_run(storage=str(storage))
+    run = make_run(storage=str(storage), minFreeBytes=0)
     filler = _fill(storage)
     run.start()
     run.drop(1)
