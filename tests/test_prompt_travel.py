@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.comfyui_double import ComfyUIDouble
+from tests.fixtures.comfyui import ComfyUIServer, within
 from tests.fixtures.database import make_settings
 from tests.fixtures.inbox import drop
 from tests.fixtures.pipeline import graphs_sent, wait_for
@@ -204,8 +204,9 @@ def test_travel_and_lora_graphs_fit_the_node_schemas(
 # --- against the double -------------------------------------------------------------------------
 
 
+@pytest.mark.real_comfyui
 def test_intake_refuses_a_motion_lora_the_backend_lacks(
-    comfyui: ComfyUIDouble, database: Database, tmp_path: Path
+    comfyui: ComfyUIServer, database: Database, tmp_path: Path
 ) -> None:
     settings = make_settings(
         tmp_path,
@@ -225,8 +226,9 @@ def test_intake_refuses_a_motion_lora_the_backend_lacks(
     )
 
 
+@pytest.mark.real_comfyui
 def test_a_prompt_travel_clip_with_a_motion_lora_reaches_the_outbox(
-    comfyui: ComfyUIDouble,
+    comfyui: ComfyUIServer,
     database: Database,
     tmp_path: Path,
     running: Callable[[Settings], Services],
@@ -239,7 +241,9 @@ def test_a_prompt_travel_clip_with_a_motion_lora_reaches_the_outbox(
     running(settings)
     (settings.inboxes[0].path / "bloom.yaml").write_text(TRAVEL, encoding="utf-8")
     outputs = wait_for(
-        lambda: sorted(settings.outbox.glob("*_bloom_export_*.mp4")), timeout=90, what="the video"
+        lambda: sorted(settings.outbox.glob("*_bloom_export_*.mp4")),
+        timeout=within(comfyui, 90),
+        what="the video",
     )
     info = probe(outputs[0])
     assert (info.width, info.height, info.frame_count) == (64, 64, 16)

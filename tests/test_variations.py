@@ -20,6 +20,7 @@ from stages.recipe import recipe_path
 from stages.sheet import SheetTile, find_font, sheet_run
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.browser import ServeStatus
+from tests.fixtures.comfyui import ComfyUIServer, within
 from tests.fixtures.database import make_settings
 from tests.fixtures.pipeline import graphs_sent, wait_for
 from vidgen.config import Settings, load_settings
@@ -49,7 +50,7 @@ def start_vidgen() -> Iterator[StartVidgen]:
         services.stop()
 
 
-def _settings(tmp_path: Path, database: Database, comfyui: ComfyUIDouble) -> Settings:
+def _settings(tmp_path: Path, database: Database, comfyui: ComfyUIServer) -> Settings:
     url = database.engine.url.render_as_string(hide_password=False)
     return make_settings(tmp_path, url, comfyui={"urls": [comfyui.url]})
 
@@ -64,7 +65,7 @@ def _outputs(outbox: Path, pattern: str) -> list[Path]:
     return sorted(p for p in outbox.glob(pattern) if not p.name.startswith("."))
 
 
-def _samplers(comfyui: ComfyUIDouble) -> list[dict[str, Any]]:
+def _samplers(comfyui: ComfyUIServer) -> list[dict[str, Any]]:
     """The KSampler inputs of every generation prompt the double accepted, in order."""
     found = []
     for received in comfyui.prompts_received:
@@ -144,8 +145,9 @@ VARIATIONS = (
 )
 
 
+@pytest.mark.real_comfyui
 def test_four_variations_make_four_clips_and_a_labelled_contact_sheet(
-    comfyui: ComfyUIDouble,
+    comfyui: ComfyUIServer,
     database: Database,
     tmp_path: Path,
     start_vidgen: StartVidgen,
@@ -156,7 +158,9 @@ def test_four_variations_make_four_clips_and_a_labelled_contact_sheet(
     start_vidgen(settings)
     _drop(settings.inboxes[0].path, "takes.yaml", VARIATIONS)
     exports = wait_for(
-        lambda: _outputs(settings.outbox, "*_takes_export_*.mp4"), timeout=120, what="the export"
+        lambda: _outputs(settings.outbox, "*_takes_export_*.mp4"),
+        timeout=within(comfyui, 120),
+        what="the export",
     )
     sheets = _outputs(settings.outbox, "*_takes_sheet_*")
     assert [p.name[8:] for p in sheets] == [
@@ -213,8 +217,9 @@ def test_four_variations_make_four_clips_and_a_labelled_contact_sheet(
     assert [c["cfg"] for c in recipe_clips][2] == 5.0
 
 
+@pytest.mark.real_comfyui
 def test_the_sweep_sends_every_combination_as_validate_prints_it(
-    comfyui: ComfyUIDouble,
+    comfyui: ComfyUIServer,
     database: Database,
     tmp_path: Path,
     start_vidgen: StartVidgen,
@@ -237,7 +242,9 @@ def test_the_sweep_sends_every_combination_as_validate_prints_it(
     start_vidgen(settings)
     _drop(settings.inboxes[0].path, "sweep.yaml", text)
     (export,) = wait_for(
-        lambda: _outputs(settings.outbox, "*_sweep_export_*.mp4"), timeout=120, what="the export"
+        lambda: _outputs(settings.outbox, "*_sweep_export_*.mp4"),
+        timeout=within(comfyui, 120),
+        what="the export",
     )
     assert _outputs(settings.outbox, "*_sweep_sheet_001.*")
     sent = graphs_sent(database)
@@ -251,8 +258,9 @@ def test_the_sweep_sends_every_combination_as_validate_prints_it(
     assert abs(probe(export).duration_sec - 1.0) < 0.01
 
 
+@pytest.mark.real_comfyui
 def test_a_pick_regenerates_nothing_and_exports_the_picked_variation(
-    comfyui: ComfyUIDouble, database: Database, tmp_path: Path, start_vidgen: StartVidgen
+    comfyui: ComfyUIServer, database: Database, tmp_path: Path, start_vidgen: StartVidgen
 ) -> None:
     settings = _settings(tmp_path, database, comfyui)
     inbox = settings.inboxes[0].path
@@ -260,7 +268,11 @@ def test_a_pick_regenerates_nothing_and_exports_the_picked_variation(
     text = "project: Pick\nresolution: 64x64\nprompt: a lighthouse\nsteps: 2\nframes: 8\n"
     text += "variations: 3\nexport: {format: webm, quality: draft}\n"
     _drop(inbox, "pick.yaml", text)
-    wait_for(lambda: _outputs(settings.outbox, "*_export_001.webm"), timeout=120, what="export 1")
+    wait_for(
+        lambda: _outputs(settings.outbox, "*_export_001.webm"),
+        timeout=within(comfyui, 120),
+        what="export 1",
+    )
     prompts = len(comfyui.prompts_received)
     assert prompts == 3
     seeds = [c.seed_value for c in _clips(database)]
@@ -272,11 +284,15 @@ def test_a_pick_regenerates_nothing_and_exports_the_picked_variation(
 
     _drop(inbox, "pick.yaml", text + "pick: 2\n")
     second = wait_for(
-        lambda: _outputs(settings.outbox, "*_export_002.webm"), timeout=120, what="export 2"
+        lambda: _outputs(settings.outbox, "*_export_002.webm"),
+        timeout=within(comfyui, 120),
+        what="export 2",
     )
     _drop(inbox, "pick.yaml", text + f"pick: {{seed: {seeds[2]}}}\n")
     third = wait_for(
-        lambda: _outputs(settings.outbox, "*_export_003.webm"), timeout=120, what="export 3"
+        lambda: _outputs(settings.outbox, "*_export_003.webm"),
+        timeout=within(comfyui, 120),
+        what="export 3",
     )
     assert len(comfyui.prompts_received) == prompts  # no clip was generated again
     assert [c.seed_value for c in _clips(database)] == seeds  # the seeds were kept
