@@ -474,7 +474,9 @@ def test_the_project_page_shows_the_sheet_among_the_outputs(
     poster = sheet.locator("video").get_attribute("poster") or ""
     assert poster.endswith("_takes_sheet_001.png")
     assert page.request.get(base + poster).headers["content-type"] == "image/png"
-    page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 1)")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('video')].every(v => v.readyState >= 1)"
+    )
     shot = tmp_path / "variations-outputs-desktop-light.png"
     page.locator("section[aria-labelledby=outputs-h]").screenshot(
         path=str(shot), animations="disabled"
