@@ -17,6 +17,7 @@ from typing import Any
 from vidgen.config import InboxSettings, Settings
 from vidgen.db.manifests import (
     ProjectTarget,
+    RequestFile,
     find_project_target,
     record_cancel,
     record_manifest,
@@ -153,23 +154,11 @@ class Recorder:
         target = self._target(request.target)
         if target is None:
             return self._no_such_project(claim, "cancel", request.target, request.line)
-        stored_path = self._allocate_manifest_path(target.project_name, claim.original)
-        self._step("named")
-        count = record_cancel(
-            self.database,
-            target,
-            manifest_id=claim.manifest_id,
-            source_path=shown_name(claim.source),
-            stored_path=str(stored_path),
-            content_hash=files.sha256_bytes(claim.raw),
-        )
+        stored_path, file = self._request_file(claim, target)
+        count = record_cancel(self.database, target, file)
         self._step("recorded")
-        log.info(
-            "cancelled project %s (%d job(s)) by %s",
-            target.project_name,
-            count,
-            shown_name(claim.source),
-        )
+        by = shown_name(claim.source)
+        log.info("cancelled project %s (%d job(s)) by %s", target.project_name, count, by)
         resolved = {"cancel": target.project_name}
         return self.store(claim, stored_path, resolved, Outcome.CANCELLED)
 
@@ -177,17 +166,8 @@ class Recorder:
         target = self._target(request.target)
         if target is None:
             return self._no_such_project(claim, "project", request.target, request.line)
-        stored_path = self._allocate_manifest_path(target.project_name, claim.original)
-        self._step("named")
-        count = record_priority(
-            self.database,
-            target,
-            request.priority,
-            manifest_id=claim.manifest_id,
-            source_path=shown_name(claim.source),
-            stored_path=str(stored_path),
-            content_hash=files.sha256_bytes(claim.raw),
-        )
+        stored_path, file = self._request_file(claim, target)
+        count = record_priority(self.database, target, request.priority, file)
         self._step("recorded")
         log.info(
             "project %s: %d waiting job(s) now %s priority, by %s",
@@ -198,6 +178,18 @@ class Recorder:
         )
         resolved = {"priority": request.priority.word, "projectName": target.project_name}
         return self.store(claim, stored_path, resolved, Outcome.REPRIORITISED)
+
+    def _request_file(self, claim: Claim, target: ProjectTarget) -> tuple[Path, RequestFile]:
+        """Where a cancel or priority manifest is kept, named before it is recorded."""
+        stored_path = self._allocate_manifest_path(target.project_name, claim.original)
+        self._step("named")
+        file = RequestFile(
+            manifest_id=claim.manifest_id,
+            source_path=shown_name(claim.source),
+            stored_path=str(stored_path),
+            content_hash=files.sha256_bytes(claim.raw),
+        )
+        return stored_path, file
 
     def _target(self, named: str) -> ProjectTarget | None:
         return find_project_target(self.database, named, project_name(named))

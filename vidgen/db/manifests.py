@@ -424,60 +424,51 @@ def find_project_target(database: Database, target: str, derived_name: str) -> P
         return None if project is None else ProjectTarget(project.id, project.project_name)
 
 
-def record_cancel(
-    database: Database,
-    target: ProjectTarget,
-    *,
-    manifest_id: str,
-    source_path: str,
-    stored_path: str,
-    content_hash: str,
-) -> int:
+@dataclass(frozen=True, slots=True)
+class RequestFile:
+    """A manifest that only asks something of a project (``cancel``, ``priority``): where it
+    came from and where it is kept."""
+
+    manifest_id: str
+    source_path: str
+    stored_path: str
+    content_hash: str
+
+
+def record_cancel(database: Database, target: ProjectTarget, file: RequestFile) -> int:
     """Cancel the project's jobs and record the cancel manifest, in one transaction."""
     with database.session() as session:
         count = cancel_project(database, target.project_id, session)
-        session.add(
-            Manifest(
-                id=manifest_id,
-                project_id=target.project_id,
-                source_path=source_path[:1024],
-                stored_path=stored_path,
-                content_hash=content_hash,
-                status=ManifestStatus.CANCEL,
-                errors=[],
-                resolved_manifest={"cancel": target.project_name},
-            )
-        )
+        resolved = {"cancel": target.project_name}
+        session.add(_request_row(target, file, ManifestStatus.CANCEL, resolved))
         return count
 
 
 def record_priority(
-    database: Database,
-    target: ProjectTarget,
-    priority: Priority,
-    *,
-    manifest_id: str,
-    source_path: str,
-    stored_path: str,
-    content_hash: str,
+    database: Database, target: ProjectTarget, priority: Priority, file: RequestFile
 ) -> int:
     """Move the project's waiting jobs to ``priority`` and record the manifest that asked, in
     one transaction; returns how many jobs moved."""
     with database.session() as session:
         count = set_project_priority(session, target.project_id, priority)
-        session.add(
-            Manifest(
-                id=manifest_id,
-                project_id=target.project_id,
-                source_path=source_path[:1024],
-                stored_path=stored_path,
-                content_hash=content_hash,
-                status=ManifestStatus.PRIORITY,
-                errors=[],
-                resolved_manifest={"priority": priority.word, "projectName": target.project_name},
-            )
-        )
+        resolved = {"priority": priority.word, "projectName": target.project_name}
+        session.add(_request_row(target, file, ManifestStatus.PRIORITY, resolved))
         return count
+
+
+def _request_row(
+    target: ProjectTarget, file: RequestFile, status: ManifestStatus, resolved: dict[str, Any]
+) -> Manifest:
+    return Manifest(
+        id=file.manifest_id,
+        project_id=target.project_id,
+        source_path=file.source_path[:1024],
+        stored_path=file.stored_path,
+        content_hash=file.content_hash,
+        status=status,
+        errors=[],
+        resolved_manifest=resolved,
+    )
 
 
 __all__ = [
@@ -485,6 +476,7 @@ __all__ = [
     "PlannedClip",
     "ProjectTarget",
     "RecordOutcome",
+    "RequestFile",
     "find_project_target",
     "manifest_recorded",
     "record_cancel",
