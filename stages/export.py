@@ -33,7 +33,7 @@ from vidgen.db.models import ClipStatus
 from vidgen.errors import ComfyUIError, JobCancelled, StorageError, VidgenError
 from vidgen.ffmpeg import file_arg, probe, run
 from vidgen.naming import FileType, allocate_path, publish
-from vidgen.specs import JobOutputs, SheetSpec, variation_label
+from vidgen.specs import SheetSpec, variation_label
 from workflows import ComfyUIClient, Graph, PromptProgress
 
 log = logging.getLogger(__name__)
@@ -191,16 +191,28 @@ class ExportStage(Stage):
         context.progress(100 * _PUBLISH_SHARE, "writing the video into the outbox")
         extension = plan.output.suffix.lstrip(".")
         project = context.job.project_name
-        sheet_targets = [
-            allocate_path(context.database, outbox, project, FileType.SHEET, "mp4") for _ in sheets
-        ]
-        target = allocate_path(context.database, outbox, project, FileType.EXPORT, extension)
-        outputs = JobOutputs(
-            export=str(target),
-            recipe=str(recipe_path(target)),
-            sheets=tuple(str(s) for s in sheet_targets),
-        )
-        if jobs.record_outputs(context.database, context.job.id, context.job.worker_id, outputs):
+        named = context.job.outputs
+        if named.export:
+            # An earlier attempt named the files and died before they were all in place: the
+            # same names, so no number of the convention is skipped.
+            target, sheet_targets = Path(named.export), [Path(s) for s in named.sheets]
+            ours = True
+        else:
+            sheet_targets = [
+                allocate_path(context.database, outbox, project, FileType.SHEET, "mp4")
+                for _ in sheets
+            ]
+            target = allocate_path(context.database, outbox, project, FileType.EXPORT, extension)
+            outputs = replace(
+                named,
+                export=str(target),
+                recipe=str(recipe_path(target)),
+                sheets=tuple(str(s) for s in sheet_targets),
+            )
+            ours = jobs.record_outputs(
+                context.database, context.job.id, context.job.worker_id, outputs
+            )
+        if ours:
             for sheet, sheet_target in zip(sheets, sheet_targets, strict=True):
                 publish(sheet.still, sheet_target.with_suffix(".png"))
                 publish(sheet.video, sheet_target)
