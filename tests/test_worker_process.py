@@ -5,25 +5,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.database import make_settings, write_config
-from tests.fixtures.pipeline import clip_row, job_ended, job_row, queue_clip, text_clip, wait_for
+from tests.fixtures.pipeline import (
+    clip_row,
+    job_ended,
+    job_row,
+    queue_clip,
+    start_work,
+    text_clip,
+    wait_for,
+)
 from vidgen.db.session import Database
-
-VIDGEN = str(Path(sys.executable).with_name("vidgen"))
-
-
-def _start_work(config: Path, processes: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [VIDGEN, "--config", str(config), "work"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    processes.append(process)
-    return process
 
 
 def test_a_killed_worker_is_followed_without_running_the_prompt_twice(
@@ -38,14 +33,14 @@ def test_a_killed_worker_is_followed_without_running_the_prompt_twice(
     settings = make_settings(tmp_path, url, **overrides)
     comfyui.stall("KSampler")
     clip_id, job_id = queue_clip(database, text_clip(settings))
-    first = _start_work(config, processes)
+    first = start_work(config, processes)
     comfyui.wait_until_stalling(timeout=30)
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     assert job_row(database, job_id).job_status == "active"  # its lease has not run out yet
     comfyui.release()  # the prompt finishes in ComfyUI while no worker watches
     wait_for(lambda: comfyui.runs and comfyui.runs[0].status == "success", what="the prompt")
-    _start_work(config, processes)
+    start_work(config, processes)
     job = wait_for(job_ended(database, job_id), timeout=60, what="the restarted worker")
     assert job.job_status == "completed", job.error_message
     assert job.attempts == 2
@@ -69,7 +64,7 @@ def test_sigterm_releases_the_job_and_the_prompt_is_collected_next_start(
     settings = make_settings(tmp_path, url, **overrides)
     comfyui.stall("KSampler")
     _clip_id, job_id = queue_clip(database, text_clip(settings))
-    first = _start_work(config, processes)
+    first = start_work(config, processes)
     comfyui.wait_until_stalling(timeout=30)
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=15) == 0
@@ -77,7 +72,7 @@ def test_sigterm_releases_the_job_and_the_prompt_is_collected_next_start(
     assert job.job_status == "queued"  # released at once, not left to a 60 s lease
     assert comfyui.is_stalling  # the prompt keeps running in ComfyUI
     comfyui.release()
-    _start_work(config, processes)
+    start_work(config, processes)
     job = wait_for(job_ended(database, job_id), timeout=60, what="the next start")
     assert job.job_status == "completed", job.error_message
     assert len(comfyui.prompts_received) == 1

@@ -6,29 +6,23 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 from tests.comfyui_double import ComfyUIDouble
 from tests.fixtures.database import write_config
 from tests.fixtures.media import MakeClip
-from tests.fixtures.pipeline import job_ended, queue_export, ready_clips, sent_prompts, wait_for
+from tests.fixtures.pipeline import (
+    job_ended,
+    queue_export,
+    ready_clips,
+    sent_prompts,
+    start_work,
+    wait_for,
+)
 from vidgen.db.session import Database
 from vidgen.ffmpeg import probe
 from vidgen.specs import Engine, ExportSpec, InterpolateSpec, Quality, UpscaleSpec
-
-VIDGEN = str(Path(sys.executable).with_name("vidgen"))
-
-
-def _start_work(config: Path, processes: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [VIDGEN, "--config", str(config), "work"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    processes.append(process)
-    return process
 
 
 def _graph_classes(comfyui: ComfyUIDouble) -> Counter[str]:
@@ -58,12 +52,12 @@ def test_a_worker_killed_mid_export_step_sends_no_prompt_twice(
     )
     job_id = queue_export(database, clip_ids, spec, tmp_path / "outbox", resolution="64x64")
     comfyui.stall("ImageUpscaleWithModel")  # the first chunk of the upscale step
-    first = _start_work(config, processes)
+    first = start_work(config, processes)
     comfyui.wait_until_stalling(timeout=60)
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     comfyui.release()
-    _start_work(config, processes)
+    start_work(config, processes)
     job = wait_for(job_ended(database, job_id), timeout=120, what="the restarted export")
     assert job.job_status == "completed", job.error_message
     assert job.attempts == 2

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +13,18 @@ import pytest
 
 from tests.fixtures.database import write_config
 from tests.fixtures.media import MakeClip
-from tests.fixtures.pipeline import job_ended, job_row, queue_export, ready_clips, wait_for
+from tests.fixtures.pipeline import (
+    job_ended,
+    job_row,
+    queue_export,
+    ready_clips,
+    start_work,
+    wait_for,
+)
 from vidgen.db.jobs import cancel_project
 from vidgen.db.session import Database
 from vidgen.specs import ExportSpec, InterpolateSpec, Quality
 
-VIDGEN = str(Path(sys.executable).with_name("vidgen"))
 # minterpolate at 512x512 runs for minutes on the reference machine, far longer than the waits.
 _SLOW_EXPORT = ExportSpec(interpolate=InterpolateSpec(fps=60), quality=Quality.HIGH)
 
@@ -49,16 +54,6 @@ def no_stray_ffmpeg(tmp_path: Path) -> Iterator[None]:
         os.kill(pid, signal.SIGKILL)
 
 
-def _start_work(config: Path, processes: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [VIDGEN, "--config", str(config), "work"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    processes.append(process)
-    return process
-
-
 @pytest.mark.usefixtures("no_stray_ffmpeg")
 def test_a_killed_worker_leaves_no_ffmpeg_and_the_next_attempt_has_its_own_folder(
     make_clip: MakeClip,
@@ -71,13 +66,13 @@ def test_a_killed_worker_leaves_no_ffmpeg_and_the_next_attempt_has_its_own_folde
     clip_ids = ready_clips(database, [make_clip(512, 512, 8, 2.0)] * 3)
     job_id = queue_export(database, clip_ids, _SLOW_EXPORT, tmp_path / "outbox")
     job_dir = tmp_path / "storage" / "testProject" / "work" / job_id
-    first = _start_work(config, processes)
+    first = start_work(config, processes)
     wait_for(lambda: _ffmpegs_in(tmp_path), timeout=60, what="ffmpeg to start")
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     wait_for(lambda: not _ffmpegs_in(tmp_path), timeout=20, what="ffmpeg to die with its worker")
 
-    _start_work(config, processes)
+    start_work(config, processes)
     wait_for(lambda: job_row(database, job_id).attempts == 2, timeout=60, what="the next attempt")
     wait_for(lambda: _ffmpegs_in(tmp_path), timeout=60, what="the next attempt's ffmpeg")
     assert sorted(p.name for p in job_dir.iterdir()) == ["attempt-2"]
