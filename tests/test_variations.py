@@ -9,7 +9,7 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from vidgen.db.models import Clip, Event, Job
 from vidgen.db.session import Database
 from vidgen.errors import FFmpegError
 from vidgen.ffmpeg import probe
-from vidgen.runtime import Part, Services, start
+from vidgen.runtime import Services
 from vidgen.validation import manifest_graphs
 from watcher.manifest import Manifest, check_file
 from workflows.catalogue import ModelCatalogue
@@ -37,17 +37,9 @@ StartVidgen = Callable[[Settings], Services]
 
 
 @pytest.fixture
-def start_vidgen() -> Iterator[StartVidgen]:
-    """``start(settings)``: watcher and workers running in this process, stopped at teardown."""
-    running: list[Services] = []
-
-    def run(settings: Settings) -> Services:
-        running.append(start(settings, {Part.WATCH, Part.WORK}))
-        return running[-1]
-
-    yield run
-    for services in running:
-        services.stop()
+def start_vidgen(running: StartVidgen) -> StartVidgen:
+    """``start(settings)``: the watcher and workers of `vidgen run` (the shared ``running``)."""
+    return running
 
 
 def _settings(tmp_path: Path, database: Database, comfyui: ComfyUIServer) -> Settings:
